@@ -1,10 +1,80 @@
-"""U-Net features of a batch of target images, as the in-context decoder consumes them."""
+"""Ensemble feature extraction from a frozen SD2.1 U-Net, behind one small backbone interface."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+
+from .capture import HIGH, LOW, UNetCapture
+
+LATENT_CHANNELS = 4
+VAE_DOWNSCALE = 8
+
+
+@dataclass
+class LatentPosterior:
+    """Scaled VAE posterior of B images: ``mean``, ``std`` ``[B, 4, h, w]``; ``std`` is None for mode-only VAEs."""
+
+    mean: torch.Tensor
+    std: torch.Tensor | None
+
+
+class Backbone(Protocol):
+    """A frozen SD2.x U-Net with its VAE and empty-prompt conditioning, able to run capture passes."""
+
+    def encode(self, images: torch.Tensor) -> LatentPosterior:
+        """Posterior of ``images`` ``[B, 3, S, S]`` in [0, 1], already multiplied by the latent scale factor."""
+        ...
+
+    def alphas_cumprod(self) -> torch.Tensor:
+        """The noise schedule's cumulative alpha products ``[1000]`` (fp64 or fp32)."""
+        ...
+
+    def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> None:
+        """Runs the U-Net on ``[N, 4, h, w]`` at ``timestep`` with the empty prompt, filling ``capture``.
+
+        The pass stops right after the last layer that ``capture`` needs.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class EnsembleNoise:
+    """The E random draws shared by every image encoded with this ensemble.
+
+    Attributes:
+        posterior: ``[E, 4, h, w]`` standard normal noise of the VAE posterior sample (ignored by mode-only VAEs).
+        diffusion: ``[E, 4, h, w]`` standard normal diffusion noise.
+    """
+
+    posterior: torch.Tensor
+    diffusion: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.diffusion.shape[0]
+
+    @classmethod
+    def draw(cls, generator: torch.Generator, size: int, latent_size: int) -> EnsembleNoise:
+        """Draws the posterior noise first, then the diffusion noise (the official order), on the CPU."""
+        shape = (size, LATENT_CHANNELS, latent_size, latent_size)
+        posterior = torch.randn(shape, generator=generator)
+        return cls(posterior, torch.randn(shape, generator=generator))
+
+
+def seeded_noise(seed: int, size: int, latent_size: int) -> tuple[EnsembleNoise, EnsembleNoise]:
+    """Reference and target ensembles from one seed: the same seed gives the same alpha on every run.
+
+    Every target of a run shares the target ensemble, so a target's alpha does not depend on its batch or on the
+    chunking of a video.
+    """
+    if size < 1:
+        raise ValueError(f"ensemble size must be at least 1, got {size}")
+    generator = torch.Generator().manual_seed(seed)
+    return EnsembleNoise.draw(generator, size, latent_size), EnsembleNoise.draw(generator, size, latent_size)
 
 
 @dataclass
@@ -21,3 +91,87 @@ class TargetFeatures:
     correspondence: torch.Tensor
     features: tuple[torch.Tensor, torch.Tensor]
     attention: tuple[torch.Tensor, torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.correspondence.shape[0]
+
+    def to(self, device: torch.device | str) -> TargetFeatures:
+        return TargetFeatures(
+            self.correspondence.to(device),
+            (self.features[0].to(device), self.features[1].to(device)),
+            (self.attention[0].to(device), self.attention[1].to(device)),
+        )
+
+
+class EnsembleFeatureExtractor:
+    """Runs the noise ensemble of each image through a backbone as one batched U-Net pass and averages it.
+
+    Args:
+        backbone: the frozen U-Net.
+        timestep: diffusion timestep t (200 in the paper).
+        max_batch: most latents per U-Net call; images are grouped so that ``images * E <= max_batch`` (at least
+            one image per call).
+        on_pass: called after every U-Net call with the number of images it covered (progress, interruption).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        timestep: int = 200,
+        max_batch: int = 8,
+        on_pass: Callable[[int], None] | None = None,
+    ) -> None:
+        schedule = backbone.alphas_cumprod()
+        if not 0 <= timestep < schedule.shape[0]:
+            raise ValueError(f"timestep must be in 0..{schedule.shape[0] - 1}, got {timestep}")
+        self.backbone = backbone
+        self.timestep = timestep
+        self.alpha_bar = float(schedule[timestep])
+        self.max_batch = max_batch
+        self.on_pass = on_pass
+
+    def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool):
+        """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
+        per_call = max(1, self.max_batch // noise.size)
+        for start in range(0, images.shape[0], per_call):
+            group = images[start:start + per_call]
+            posterior = self.backbone.encode(group)
+            device = posterior.mean.device
+            latents = posterior.mean.float().repeat_interleave(noise.size, dim=0)
+            if posterior.std is not None:
+                latents = latents + posterior.std.float().repeat_interleave(noise.size, dim=0) * noise.posterior.to(
+                    device
+                ).repeat(group.shape[0], 1, 1, 1)
+            eps = noise.diffusion.to(device).repeat(group.shape[0], 1, 1, 1)
+            noisy = self.alpha_bar**0.5 * latents + (1 - self.alpha_bar) ** 0.5 * eps
+            capture = UNetCapture(with_attention)
+            self.backbone.run(noisy, self.timestep, capture)
+            yield capture, group.shape[0]
+            if self.on_pass is not None:
+                self.on_pass(group.shape[0])
+
+    @staticmethod
+    def _ensemble_mean(x: torch.Tensor, images: int) -> torch.Tensor:
+        return x.float().view(images, -1, *x.shape[1:]).mean(dim=1)
+
+    def correspondence(self, images: torch.Tensor, noise: EnsembleNoise) -> torch.Tensor:
+        """Up-block 1 features ``[B, C, r1, r1]`` (fp32) of reference images ``[B, 3, S, S]`` in [0, 1]."""
+        return torch.cat(
+            [self._ensemble_mean(c.up_features[1], n) for c, n in self._passes(images, noise, with_attention=False)]
+        )
+
+    def targets(self, images: torch.Tensor, noise: EnsembleNoise) -> TargetFeatures:
+        """Correspondence feature, matting features and attention maps (fp32) of images ``[B, 3, S, S]`` in [0, 1]."""
+        parts = []
+        for capture, n in self._passes(images, noise, with_attention=True):
+            low, high = (self._ensemble_mean(capture.up_features[i], n) for i in (0, 1))
+            attention = []
+            for grid, feature in ((LOW, low), (HIGH, high)):
+                side = feature.shape[-1]
+                attention.append(self._ensemble_mean(capture.attention(grid), n).view(n, side, side, side * side))
+            parts.append(TargetFeatures(high, (low, high), (attention[0], attention[1])))
+        return TargetFeatures(
+            torch.cat([p.correspondence for p in parts]),
+            (torch.cat([p.features[0] for p in parts]), torch.cat([p.features[1] for p in parts])),
+            (torch.cat([p.attention[0] for p in parts]), torch.cat([p.attention[1] for p in parts])),
+        )

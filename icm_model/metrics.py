@@ -19,7 +19,8 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -148,7 +149,7 @@ def _connectivity_error(pred: np.ndarray, target: np.ndarray, region: np.ndarray
     return float(np.sum(error[region]) / 1000.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gauss_gradient_filter(sigma: float) -> np.ndarray:
     """Return the x-derivative filter ``h[i, j] = g(i - half) * g'(j - half)``, normalised to unit L2 norm."""
     half = int(np.ceil(sigma * np.sqrt(-2.0 * np.log(np.sqrt(2.0 * np.pi) * sigma * _GRAD_EPSILON))))
@@ -171,7 +172,7 @@ def _connectivity_levels(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per pixel, the threshold level below which it leaves the "largest" joint component (1 if never)."""
     thresholds = np.arange(0.0, 1.0 + _CONN_STEP, _CONN_STEP)
     levels = np.full(pred.shape, -1.0)
-    for previous, threshold in zip(thresholds[:-1], thresholds[1:]):
+    for previous, threshold in pairwise(thresholds):
         omega = _largest_label_mask((pred >= threshold) & (target >= threshold))
         levels[(levels == -1.0) & ~omega] = previous
     levels[levels == -1.0] = 1.0
@@ -192,9 +193,7 @@ def _connectivity_phi(alpha: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return 1.0 - distance * (distance >= _CONN_MIN_DISTANCE)
 
 
-def _prepare(
-    pred: ArrayLike, target: ArrayLike, trimap: ArrayLike | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(pred: ArrayLike, target: ArrayLike, trimap: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate the inputs; return float64 ``pred``, ``target`` and the boolean region mask."""
     pred_array = _as_matte(pred, "pred")
     target_array = _as_matte(target, "target")
@@ -222,6 +221,8 @@ def _as_matte(x: ArrayLike, name: str) -> np.ndarray:
     array = _as_float64(x)
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (H, W) array, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape})")
     _check_values(array, name, upper=_MAX_VALUE, slop=_RANGE_SLOP)
     return array
 
@@ -240,6 +241,8 @@ def _check_same_shape(array: np.ndarray, name: str, expected: tuple[int, ...]) -
 def _check_values(array: np.ndarray, name: str, upper: float, slop: float) -> None:
     if np.isnan(array).any():
         raise ValueError(f"{name} contains NaN")
-    low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+    if array.size == 0:
+        return
+    low, high = float(array.min()), float(array.max())
     if low < -slop or high > upper + slop:
         raise ValueError(f"{name} values must lie in 0..{upper:g}, got min {low:g} and max {high:g}")
