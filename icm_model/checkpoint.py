@@ -50,12 +50,13 @@ def _rename(key: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
     for pattern, template in rules:
         match = pattern.match(key)
         if match:
-            return template.replace("{i}", match.groupdict().get("i") or "") + key[match.end():]
+            return template.replace("{i}", match.groupdict().get("i") or "") + key[match.end() :]
     return None
 
 
 def official_key(our_key: str) -> str:
-    """``head.detail.fusion_blocks.0.bn.weight`` -> ``in_context_decoder.detail_decoder.fusion_blks.0.conv.bn.weight``."""
+    """Our key -> official key, e.g. ``head.detail.fusion_blocks.0.bn.weight`` ->
+    ``in_context_decoder.detail_decoder.fusion_blks.0.conv.bn.weight``."""
     renamed = _rename(our_key, _TO_OFFICIAL)
     if renamed is None:
         raise KeyError(f"no official name for {our_key!r}")
@@ -82,7 +83,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     if suffix == SAFETENSORS_SUFFIX:
         try:
             with safe_open(str(path), framework="pt") as file:
-                return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})
+                return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})  # noqa: SIM118
         except (SafetensorError, OSError) as error:
             raise ValueError(f"{path.name} is not a readable .safetensors file ({error}); download it again") from error
     if suffix not in PICKLE_SUFFIXES:
@@ -120,16 +121,18 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], config: DecoderConf
     if not (missing or unexpected or misshaped):
         return
     if not any(key.startswith(OFFICIAL_PREFIX) for key in state_dict):
-        hint = (
-            " It holds no 'in_context_decoder.*' tensors, so it is not an IconMatting checkpoint"
-            + (" (it looks like a Stable Diffusion checkpoint: that one goes in models/checkpoints)."
-               if any(key.startswith("model.diffusion_model.") for key in state_dict) else ".")
+        hint = " It holds no 'in_context_decoder.*' tensors, so it is not an IconMatting checkpoint" + (
+            " (it looks like a Stable Diffusion checkpoint: that one goes in models/checkpoints)."
+            if any(key.startswith("model.diffusion_model.") for key in state_dict)
+            else "."
         )
     else:
         hint = " Is this the released IconMatting checkpoint (or one converted from it by this pack)?"
-    parts = [f"{name}: {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
-             for name, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped))
-             if keys]
+    parts = [
+        f"{name}: {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
+        for name, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped))
+        if keys
+    ]
     raise ValueError(f"{source} does not match the IconMatting decoder architecture. " + "; ".join(parts) + "." + hint)
 
 
@@ -156,7 +159,7 @@ def decoder_from_state_dict(
     """A decoder holding ``state_dict`` (official key names), after the strict check."""
     check_state_dict(state_dict, config, source)
     decoder = InContextDecoder(config)
-    ours = {_rename(key[len(OFFICIAL_PREFIX):], _TO_OURS): value for key, value in state_dict.items()}
+    ours = {_rename(key[len(OFFICIAL_PREFIX) :], _TO_OURS): value for key, value in state_dict.items()}
     decoder.load_state_dict(ours, strict=True)
     return decoder.eval().requires_grad_(False)
 

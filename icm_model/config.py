@@ -74,4 +74,6 @@ class DecoderConfig:
 
     @classmethod
     def from_json(cls, text: str) -> DecoderConfig:
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(text).items()})
+        return cls(
+            **{key: tuple(value) if isinstance(value, list) else value for key, value in json.loads(text).items()}
+        )

@@ -38,8 +38,12 @@ class InContextDecoder(nn.Module):
     def guidance(self, query: torch.Tensor, target: TargetFeatures) -> Guidance:
         """Inter- then intra-similarity of the RoI query ``[K, C]`` against a batch of targets."""
         inter = inter_similarity(query, target.correspondence, self.token_norm)
-        return Guidance(inter, (intra_similarity(inter, target.attention[0]), intra_similarity(inter, target.attention[1])))
+        return Guidance(
+            inter, (intra_similarity(inter, target.attention[0]), intra_similarity(inter, target.attention[1]))
+        )
 
-    def matte(self, guidance: Guidance, target: TargetFeatures, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def matte(
+        self, guidance: Guidance, target: TargetFeatures, image: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Alpha ``[B, 1, H, W]`` in [0, 1] and the guidance preview ``[B, 1, H, W]``, for images in [-1, 1]."""
         return self.head(guidance.intra, target.features, image)

@@ -20,8 +20,15 @@ class _CaptureProcessor:
     def __init__(self, capture: UNetCapture, grid: str, stop_after: bool) -> None:
         self.capture, self.grid, self.stop_after = capture, grid, stop_after
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
-                 temb=None, **kwargs) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states=None,
+        attention_mask=None,
+        temb=None,
+        **kwargs,
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None or attention_mask is not None or hidden_states.ndim != 3:
             raise RuntimeError("capture processors only serve the self-attention of SD transformer blocks")
         q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
@@ -45,8 +52,9 @@ class DiffusersBackbone:
         alphas_cumprod: the training noise schedule ``[1000]``.
     """
 
-    def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL, prompt_embeds: torch.Tensor,
-                 alphas_cumprod: torch.Tensor) -> None:
+    def __init__(
+        self, unet: UNet2DConditionModel, vae: AutoencoderKL, prompt_embeds: torch.Tensor, alphas_cumprod: torch.Tensor
+    ) -> None:
         if len(unet.down_blocks) != 4 or len(unet.up_blocks) != 4:
             raise ValueError("the U-Net must have the SD2 layout of 4 down and 4 up blocks")
         self.unet, self.vae = unet.eval().requires_grad_(False), vae.eval().requires_grad_(False)
@@ -62,8 +70,9 @@ class DiffusersBackbone:
         ]
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu",
-                        dtype: torch.dtype = torch.float32) -> DiffusersBackbone:
+    def from_pretrained(
+        cls, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    ) -> DiffusersBackbone:
         """Loads a diffusers-format SD2.1 folder (``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/``,
         ``tokenizer/``); the text encoder (needs ``transformers``) runs once for the empty prompt and is dropped."""
         folder = Path(folder)
@@ -72,8 +81,9 @@ class DiffusersBackbone:
         try:
             from transformers import CLIPTextModel, CLIPTokenizer
         except ImportError as error:
-            raise ImportError("the standalone backbone needs `transformers` for the empty prompt: "
-                              "pip install transformers") from error
+            raise ImportError(
+                "the standalone backbone needs `transformers` for the empty prompt: pip install transformers"
+            ) from error
         tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
         text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
         tokens = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
@@ -115,7 +125,7 @@ class DiffusersBackbone:
         finally:
             for hook in hooks:
                 hook.remove()
-            for (attn, _), processor in zip(layers, originals):
+            for (attn, _), processor in zip(layers, originals, strict=True):
                 attn.set_processor(processor)
 
     @torch.no_grad()

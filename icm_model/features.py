@@ -134,7 +134,7 @@ class EnsembleFeatureExtractor:
         """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
         per_call = max(1, self.max_batch // noise.size)
         for start in range(0, images.shape[0], per_call):
-            group = images[start:start + per_call]
+            group = images[start : start + per_call]
             posterior = self.backbone.encode(group)
             device = posterior.mean.device
             latents = posterior.mean.float().repeat_interleave(noise.size, dim=0)

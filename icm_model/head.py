@@ -52,13 +52,14 @@ class DetailDecoder(nn.Module):
         super().__init__()
         stream_in = (3, *IMAGE_STREAM_CHANNELS[:-1])
         self.image_stream = nn.ModuleList(
-            ConvNormReLU(cin, cout, stride=2) for cin, cout in zip(stream_in, IMAGE_STREAM_CHANNELS)
+            ConvNormReLU(cin, cout, stride=2) for cin, cout in zip(stream_in, IMAGE_STREAM_CHANNELS, strict=True)
         )
         # Fusion block i meets the detail feature of scale 1/2**(3-i): 192, 96, 48 channels, then the image itself.
         detail_channels = (*reversed(IMAGE_STREAM_CHANNELS), 3)
         fusion_in = (in_channels, *fusion_channels[:-1])
         self.fusion_blocks = nn.ModuleList(
-            ConvNormReLU(detail + cin, cout) for detail, cin, cout in zip(detail_channels, fusion_in, fusion_channels)
+            ConvNormReLU(detail + cin, cout)
+            for detail, cin, cout in zip(detail_channels, fusion_in, fusion_channels, strict=True)
         )
         self.alpha_head = nn.Sequential(
             nn.Conv2d(fusion_channels[-1], 16, 3, padding=1),
@@ -71,7 +72,7 @@ class DetailDecoder(nn.Module):
         details = [image]
         for conv in self.image_stream:
             details.append(conv(details[-1]))
-        for block, detail in zip(self.fusion_blocks, reversed(details)):
+        for block, detail in zip(self.fusion_blocks, reversed(details), strict=True):
             feature = block(torch.cat([detail, upsample2x(feature)], dim=1))
         return torch.sigmoid(self.alpha_head(feature))
 
@@ -88,7 +89,7 @@ class MattingHead(nn.Module):
         c = config
         self.guidance_convs = nn.ModuleList(GuidanceConv(t, c.guidance_channels) for t in c.attention_tokens)
         self.feature_convs = nn.ModuleList(
-            ConvNormReLU(cin, cout) for cin, cout in zip(c.feature_channels, c.feature_out_channels)
+            ConvNormReLU(cin, cout) for cin, cout in zip(c.feature_channels, c.feature_out_channels, strict=True)
         )
         self.guided_feature_convs = nn.ModuleList(
             ConvNormReLU(cout + c.guidance_channels, cout) for cout in c.feature_out_channels
@@ -119,7 +120,9 @@ class MattingHead(nn.Module):
             feature = self.feature_convs[i](features[i])
             guided.append(self.guided_feature_convs[i](torch.cat([feature, guidance], dim=1)))
             previews.append(
-                F.interpolate(guidance.mean(1, keepdim=True), size=image.shape[-2:], mode="bilinear", align_corners=False)
+                F.interpolate(
+                    guidance.mean(1, keepdim=True), size=image.shape[-2:], mode="bilinear", align_corners=False
+                )
             )
         fused = self.scale_fusion(torch.cat([guided[1], upsample2x(guided[0])], dim=1))
         return self.detail(fused, image), (previews[0] + previews[1]) / 2

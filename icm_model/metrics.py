@@ -10,8 +10,9 @@ Conventions shared by every function here:
   nested lists or torch tensors). Alpha held in 0..1, such as a ComfyUI ``MASK``, must go through
   :func:`alpha_to_255` first.
 * ``trimap`` is ``None`` or an ``(H, W)`` array in 0..255 with 0 = background, 128 = unknown,
-  255 = foreground. The metrics are summed (or averaged) over the unknown pixels only; with ``trimap=None``
-  the whole image counts. Gradients and connected components are always computed on the whole image.
+  255 = foreground (a value within 0.5 of 128 counts as unknown, so a 0..1 trimap passed through
+  :func:`alpha_to_255` works). The metrics are summed (or averaged) over the unknown pixels only; with
+  ``trimap=None`` the whole image counts. Gradients and connected components are always computed on the whole image.
 * All arithmetic is float64. The returned values are the paper's scaled numbers (SAD, Grad and Conn
   divided by 1000).
 """

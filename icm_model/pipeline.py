@@ -1,0 +1,200 @@
+"""In-context matting end to end: encode the reference once, then matte any number of targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .decoder import Guidance, InContextDecoder
+from .features import VAE_DOWNSCALE, Backbone, EnsembleFeatureExtractor, TargetFeatures, seeded_noise
+from .geometry import Letterbox
+from .similarity import roi_query, roi_token_mask
+from .validation import check_images, check_masks
+
+DEFAULT_TIMESTEP = 200
+DEFAULT_ENSEMBLE = 4
+DEFAULT_MAX_BATCH = 8
+CORRESPONDENCE_STRIDE = 16
+"""Pixels of the working canvas per token of the correspondence (high) grid: 8 (VAE) x 2 (U-Net level 1)."""
+
+
+@dataclass
+class ReferenceContext:
+    """The in-context query of one or more references, encoded once and reused for every target.
+
+    Attributes:
+        query: ``[K, C]`` fp32 reference correspondence features under the RoI tokens of all references.
+        token_masks: per reference, ``[h, w]`` bool: the tokens of the correspondence grid inside its RoI.
+        timestep: the diffusion timestep the query was encoded at; targets are encoded at the same one.
+        working_size: side of the square canvas the U-Net saw.
+    """
+
+    query: torch.Tensor
+    token_masks: list[torch.Tensor]
+    timestep: int
+    working_size: int
+
+    def union(self, other: ReferenceContext) -> ReferenceContext:
+        """The context of both sets of references (the query is the union of their RoI tokens)."""
+        if (other.timestep, other.working_size) != (self.timestep, self.working_size):
+            raise ValueError(
+                f"cannot combine reference contexts encoded at timestep {self.timestep} / {self.working_size}px and "
+                f"timestep {other.timestep} / {other.working_size}px: encode them with the same settings"
+            )
+        return ReferenceContext(
+            torch.cat([self.query, other.query.to(self.query.device)]),
+            self.token_masks + other.token_masks,
+            self.timestep,
+            self.working_size,
+        )
+
+
+@dataclass
+class TargetGuidance:
+    """What the matting head needs about a batch of same-size targets, beside the images themselves."""
+
+    features: TargetFeatures
+    guidance: Guidance
+    letterbox: Letterbox
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def encode_reference(
+    backbone: Backbone,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    working_size: int,
+    timestep: int = DEFAULT_TIMESTEP,
+    ensemble: int = DEFAULT_ENSEMBLE,
+    seed: int = 0,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_pass: Callable[[int], None] | None = None,
+) -> ReferenceContext:
+    """Encodes reference images ``[R, 3, H, W]`` in [0, 1] under their RoI masks ``[R, H, W]`` (> 0.5 = inside).
+
+    Only the correspondence feature is computed: each pass stops after U-Net up-block 1.
+    """
+    check_images("reference_image", images)
+    check_masks("reference_mask", masks, images, "reference_image")
+    box = Letterbox.fit(images.shape[-2], images.shape[-1], working_size)
+    grid = working_size // CORRESPONDENCE_STRIDE
+    token_masks = roi_token_mask(box.mask(masks.float()), (grid, grid))
+    for index, tokens in enumerate(token_masks):
+        if not tokens.any():
+            cell = CORRESPONDENCE_STRIDE * max(images.shape[-2:]) / working_size
+            raise ValueError(
+                f"reference_mask #{index} covers no whole {cell:.0f}x{cell:.0f}-pixel cell of the feature grid: "
+                "mark a larger region of the object"
+            )
+    noise = seeded_noise(seed, ensemble, working_size // VAE_DOWNSCALE)[0]
+    features = EnsembleFeatureExtractor(backbone, timestep, max_batch, on_pass).correspondence(box.image(images), noise)
+    token_masks = token_masks.to(features.device)
+    return ReferenceContext(roi_query(features, token_masks), list(token_masks.cpu()), timestep, working_size)
+
+
+def target_guidance(
+    backbone: Backbone,
+    decoder: InContextDecoder,
+    context: ReferenceContext,
+    images: torch.Tensor,
+    ensemble: int = DEFAULT_ENSEMBLE,
+    seed: int = 0,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_pass: Callable[[int], None] | None = None,
+) -> TargetGuidance:
+    """U-Net features of targets ``[B, 3, H, W]`` in [0, 1], then their inter- and intra-similarity to the query."""
+    check_images("target_image", images)
+    if decoder.config.working_size != context.working_size:
+        raise ValueError(
+            f"the reference context was encoded at {context.working_size}px but this IconMatting model works at "
+            f"{decoder.config.working_size}px: encode the reference for this model"
+        )
+    box = Letterbox.fit(images.shape[-2], images.shape[-1], context.working_size)
+    noise = seeded_noise(seed, ensemble, context.working_size // VAE_DOWNSCALE)[1]
+    extractor = EnsembleFeatureExtractor(backbone, context.timestep, max_batch, on_pass)
+    device = next(decoder.parameters()).device
+    features = extractor.targets(box.image(images), noise).to(device)
+    with torch.no_grad():
+        guidance = decoder.guidance(context.query.to(device), features)
+    return TargetGuidance(features, guidance, box)
+
+
+@torch.no_grad()
+def predict_alpha(
+    decoder: InContextDecoder, target: TargetGuidance, images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The matting head on targets ``[B, 3, H, W]`` in [0, 1] (the images ``target`` was computed from).
+
+    Returns:
+        ``(alpha, guidance_preview)``, both ``[B, 1, H, W]`` at the images' own resolution; alpha in [0, 1].
+    """
+    if images.shape[0] != len(target) or (images.shape[-2], images.shape[-1]) != (
+        target.letterbox.height,
+        target.letterbox.width,
+    ):
+        raise ValueError(
+            f"target_image ({images.shape[0]} images of {images.shape[-1]}x{images.shape[-2]}) is not the batch the "
+            f"guidance was computed from ({len(target)} of {target.letterbox.width}x{target.letterbox.height})"
+        )
+    device = next(decoder.parameters()).device
+    canvas = target.letterbox.image(images.to(device, torch.float32)) * 2 - 1
+    alpha, preview = decoder.matte(target.guidance, target.features, canvas)
+    return target.letterbox.restore(alpha).clamp(0, 1), target.letterbox.restore(preview)
+
+
+class InContextMatting:
+    """Standalone in-context matting: a frozen backbone plus the trained IconMatting decoder.
+
+    Args:
+        backbone: the SD2.1 U-Net backbone.
+        decoder: the IconMatting decoder, on the device the backbone returns features on.
+        max_batch: most latents per U-Net call (ensemble copies of several targets share a call).
+    """
+
+    def __init__(self, backbone: Backbone, decoder: InContextDecoder, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.backbone, self.decoder, self.max_batch = backbone, decoder, max_batch
+
+    def encode_reference(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        timestep: int = DEFAULT_TIMESTEP,
+        ensemble: int = DEFAULT_ENSEMBLE,
+        seed: int = 0,
+        on_pass: Callable[[int], None] | None = None,
+    ) -> ReferenceContext:
+        """See :func:`encode_reference`; the working size is the decoder's."""
+        return encode_reference(
+            self.backbone,
+            images,
+            masks,
+            self.decoder.config.working_size,
+            timestep,
+            ensemble,
+            seed,
+            self.max_batch,
+            on_pass,
+        )
+
+    def matte(
+        self,
+        context: ReferenceContext,
+        images: torch.Tensor,
+        ensemble: int = DEFAULT_ENSEMBLE,
+        seed: int = 0,
+        on_pass: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """Alpha ``[B, 1, H, W]`` in [0, 1] of targets ``[B, 3, H, W]`` in [0, 1], computed a few targets at a time."""
+        step = max(1, self.max_batch // ensemble)
+        alphas = []
+        for start in range(0, images.shape[0], step):
+            chunk = images[start : start + step]
+            target = target_guidance(
+                self.backbone, self.decoder, context, chunk, ensemble, seed, self.max_batch, on_pass
+            )
+            alphas.append(predict_alpha(self.decoder, target, chunk)[0].cpu())
+        return torch.cat(alphas)

@@ -1,0 +1,22 @@
+"""Paths of the reference fixtures in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def shared_path(env: str, relative: str) -> Path:
+    """A fixture file or folder: from the environment variable ``env`` when set, else under ../shared."""
+    return Path(os.environ.get(env) or SHARED / relative)
+
+
+def require(path: Path) -> Path:
+    """``path``, or skip the test when it is not there."""
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
