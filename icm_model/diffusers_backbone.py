@@ -90,6 +90,11 @@ class DiffusersBackbone:
         with torch.no_grad():
             prompt_embeds = text_encoder(tokens.input_ids)[0]
         scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+        if scheduler.config.prediction_type != "v_prediction":
+            raise ValueError(
+                f"{folder} is an {scheduler.config.prediction_type}-prediction model (SD 1.x or SD2-base): "
+                "IconMatting needs Stable Diffusion 2.1 768-v"
+            )
         unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device)
         vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=dtype).to(device)
         return cls(unet, vae, prompt_embeds.to(device, dtype), scheduler.alphas_cumprod)

@@ -1,0 +1,137 @@
+"""``python -m icm_model``: in-context matting of a folder of images, and checkpoint conversion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from functools import reduce
+from pathlib import Path
+
+import torch
+
+from .checkpoint import convert_checkpoint, load_decoder
+from .config import DecoderConfig
+from .image_io import list_images, load_image, load_mask, save_alpha
+from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
+from .progress import TextProgress
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_matting(
+    sd_folder: Path, checkpoint: Path, device: torch.device, precision: str, max_batch: int = DEFAULT_MAX_BATCH
+) -> InContextMatting:
+    """SD2.1 (diffusers folder) + IconMatting checkpoint, ready to matte. ``precision`` 'auto': fp16 on CUDA."""
+    from .diffusers_backbone import DiffusersBackbone
+
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    backbone = DiffusersBackbone.from_pretrained(sd_folder, device, PRECISIONS[precision])
+    return InContextMatting(backbone, load_decoder(checkpoint).to(device), max_batch)
+
+
+def encode_references(
+    matting: InContextMatting, images: Sequence[Path], masks: Sequence[Path], timestep: int, ensemble: int, seed: int
+) -> ReferenceContext:
+    """One context from every (reference image, mask) pair: the union of their RoIs."""
+    if len(images) != len(masks):
+        raise ValueError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
+    contexts = [
+        matting.encode_reference(
+            load_image(image, "reference image"), load_mask(mask, "reference mask"), timestep, ensemble, seed
+        )
+        for image, mask in zip(images, masks, strict=True)
+    ]
+    return reduce(ReferenceContext.union, contexts)
+
+
+def _same_size_batches(paths: Sequence[Path], size: int) -> Iterator[tuple[list[Path], torch.Tensor]]:
+    """Consecutive targets of the same size, up to ``size`` at a time, loaded as ``[B, 3, H, W]``."""
+    batch: list[tuple[Path, torch.Tensor]] = []
+    for path in paths:
+        image = load_image(path, "target image")
+        if batch and (len(batch) == size or batch[0][1].shape != image.shape):
+            yield [p for p, _ in batch], torch.cat([i for _, i in batch])
+            batch = []
+        batch.append((path, image))
+    if batch:
+        yield [p for p, _ in batch], torch.cat([i for _, i in batch])
+
+
+def matte_folder(
+    matting: InContextMatting, context: ReferenceContext, targets: Sequence[Path], out: Path, ensemble: int, seed: int
+) -> list[Path]:
+    """Writes ``out/<target name>.png`` (alpha, white = foreground, at the target's own size) for every target."""
+    out.mkdir(parents=True, exist_ok=True)
+    progress = TextProgress(len(targets), "matting")
+    written = []
+    for paths, images in _same_size_batches(targets, max(1, matting.max_batch // ensemble)):
+        alphas = matting.matte(context, images, ensemble, seed, on_pass=progress.update)
+        for path, alpha in zip(paths, alphas, strict=True):
+            written.append(out / f"{path.stem}.png")
+            save_alpha(written[-1], alpha)
+    return written
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m icm_model", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    matte = commands.add_parser("matte", help="matte every target image like the marked reference object")
+    matte.add_argument("--sd", type=Path, required=True, help="diffusers-format Stable Diffusion 2.1 (768-v) folder")
+    matte.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
+    matte.add_argument(
+        "--reference", type=Path, action="append", required=True, help="reference image (repeat for several references)"
+    )
+    matte.add_argument(
+        "--reference-mask",
+        type=Path,
+        action="append",
+        required=True,
+        help="mask of the object on the reference (white = object), one per --reference",
+    )
+    matte.add_argument("--targets", type=Path, required=True, help="target image or folder of images")
+    matte.add_argument("--out", type=Path, required=True, help="folder for the alpha PNGs")
+    matte.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
+    matte.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
+    matte.add_argument("--seed", type=int, default=0)
+    matte.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    matte.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="U-Net precision")
+    matte.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most latents per U-Net call")
+    convert = commands.add_parser("convert", help="convert an IconMatting checkpoint to .safetensors")
+    convert.add_argument("source", type=Path)
+    convert.add_argument("destination", type=Path)
+    convert.add_argument(
+        "--config",
+        type=Path,
+        help="JSON of the official decoder config, for a model that is not "
+        "the released architecture (keys in_context_fusion and detail_decoder)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "convert":
+            config = DecoderConfig.from_official(json.loads(args.config.read_text())) if args.config else None
+            print(convert_checkpoint(args.source, args.destination, config))
+            return 0
+        targets = list_images(args.targets)
+        matting = load_matting(args.sd, args.icm, _device(args.device), args.precision, args.max_batch)
+        context = encode_references(
+            matting, args.reference, args.reference_mask, args.timestep, args.ensemble, args.seed
+        )
+        written = matte_folder(matting, context, targets, args.out, args.ensemble, args.seed)
+        print(f"{len(written)} alpha mattes written to {args.out}")
+        return 0
+    except (ValueError, ImportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,55 @@
+"""Reading images and masks from files and writing alpha mattes, for the standalone tools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError as error:
+        raise ValueError(f"{what} {str(path)!r} does not exist") from error
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{what} {str(path)!r} is not a readable image ({error})") from error
+    return ImageOps.exif_transpose(image)
+
+
+def load_image(path: str | Path, what: str = "image") -> torch.Tensor:
+    """RGB image ``[1, 3, H, W]`` float32 in [0, 1]."""
+    array = np.asarray(_open(Path(path), what).convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def load_mask(path: str | Path, what: str = "mask") -> torch.Tensor:
+    """Mask ``[1, H, W]`` float32 in [0, 1]: white = inside. A file with transparency gives its alpha channel."""
+    image = _open(Path(path), what)
+    has_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
+    channel = image.convert("RGBA").getchannel("A") if has_alpha else image.convert("L")
+    return torch.from_numpy(np.asarray(channel, dtype=np.float32) / 255.0).unsqueeze(0)
+
+
+def save_alpha(path: str | Path, alpha: torch.Tensor) -> None:
+    """Writes alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit grayscale PNG (white = foreground)."""
+    array = (alpha.detach().float().squeeze().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
+    Image.fromarray(array).save(path)
+
+
+def list_images(location: str | Path) -> list[Path]:
+    """The image files of a folder (sorted by name), or the file itself."""
+    location = Path(location)
+    if location.is_file():
+        return [location]
+    if not location.is_dir():
+        raise ValueError(f"{str(location)!r} is neither an image file nor a folder")
+    files = sorted(p for p in location.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
+    return files

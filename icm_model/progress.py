@@ -1,0 +1,31 @@
+"""A one-line progress bar on stderr for the command-line tools."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class TextProgress:
+    """``label [#####-----] 5/10 2.1s/it`` rewritten in place; ``update(n)`` advances by n steps."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total, self.label, self.width = max(total, 1), label, width
+        self.stream = stream or sys.stderr
+        self.done, self.start = 0, time.perf_counter()
+        self._draw()
+
+    def update(self, steps: int = 1) -> None:
+        self.done = min(self.total, self.done + steps)
+        self._draw()
+        if self.done == self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        filled = self.width * self.done // self.total
+        rate = (time.perf_counter() - self.start) / self.done if self.done else 0.0
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:.2f}s/it")
+        self.stream.flush()
