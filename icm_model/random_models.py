@@ -97,9 +97,11 @@ def random_backbone(
 ) -> DiffusersBackbone:
     """A :class:`DiffusersBackbone` on random weights."""
     unet, vae = random_unet_vae(size, seed)
+    if dtype != torch.float32:
+        unet, vae = unet.to(dtype=dtype), vae.to(dtype=dtype)
     return DiffusersBackbone(
-        unet.to(device, dtype),
-        vae.to(device, dtype),
+        unet.to(device),
+        vae.to(device),
         random_prompt_embeds(size, seed).to(device, dtype),
         DDIMScheduler(**SCHEDULER_CONFIG).alphas_cumprod,
     )
