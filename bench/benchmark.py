@@ -73,8 +73,7 @@ def peak_memory_mib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux: KiB -> MiB, whole process
 
 
-def benchmark(size: str, device: torch.device, dtype: torch.dtype, targets: int, ensemble: int,
-              max_batch: int) -> dict:
+def benchmark(size: str, device: torch.device, dtype: torch.dtype, targets: int, ensemble: int, max_batch: int) -> dict:
     backbone = random_backbone(size, device=device, dtype=dtype)
     decoder = random_decoder(DECODER_CONFIGS[size]).to(device)
     share = {plan: unet_share(backbone, plan) for plan in (False, True)}
@@ -97,8 +96,12 @@ def benchmark(size: str, device: torch.device, dtype: torch.dtype, targets: int,
     done = time.perf_counter()
     passes = counting.latents[False] * share[False] + counting.latents[True] * share[True]
     return {
-        "model": size, "device": str(device), "dtype": str(dtype).removeprefix("torch."), "targets": targets,
-        "ensemble": ensemble, "image": "1280x720",
+        "model": size,
+        "device": str(device),
+        "dtype": str(dtype).removeprefix("torch."),
+        "targets": targets,
+        "ensemble": ensemble,
+        "image": "1280x720",
         "reference_seconds": round(encoded - start, 3),
         "seconds_per_target": round((done - encoded) / targets, 3),
         "seconds_per_target_incl_reference": round((done - start) / targets, 3),
@@ -116,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=["tiny", "sd21"], default="tiny")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
-                        help="default: fp16 on CUDA, fp32 on the CPU")
+    parser.add_argument(
+        "--precision", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp16 on CUDA, fp32 on the CPU"
+    )
     parser.add_argument("--targets", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--max-batch", type=int, default=8)

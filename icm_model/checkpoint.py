@@ -85,23 +85,28 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
             with safe_open(str(path), framework="pt") as file:
                 return {key: file.get_tensor(key) for key in file.keys()}, dict(file.metadata() or {})  # noqa: SIM118
         except (SafetensorError, OSError) as error:
-            raise ValueError(f"{path.name} is not a readable .safetensors file ({error}); download it again") from error
+            raise unreadable_checkpoint(path.name, error) from error
     if suffix not in PICKLE_SUFFIXES:
         raise ValueError(f"{path.name}: unsupported checkpoint type {suffix!r}; use .safetensors or .ckpt")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(
-            f"{path.name} holds Python objects beyond plain tensors and was NOT loaded, because unpickling them could "
-            f"run code. Use the released IconMatting checkpoint, or a .safetensors file. ({error})"
-        ) from error
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(f"{path.name} is not a readable PyTorch checkpoint ({error}); download it again") from error
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        raise unreadable_checkpoint(path.name, error) from error
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
         raise ValueError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
     return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}, {}
+
+
+def unreadable_checkpoint(name: str, error: Exception) -> ValueError:
+    """The error for a checkpoint file that could not be read, saying why and what to do."""
+    if isinstance(error, pickle.UnpicklingError):
+        return ValueError(
+            f"{name} holds Python objects beyond plain tensors and was NOT loaded, because unpickling them could "
+            f"run code. Use the released IconMatting checkpoint, or a .safetensors file. ({error})"
+        )
+    return ValueError(f"{name} is not a readable checkpoint ({error}); download it again")
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], config: DecoderConfig, source: str) -> None:

@@ -46,7 +46,11 @@ def encode_references(
         raise ValueError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
     contexts = [
         matting.encode_reference(
-            load_image(image, "reference image"), load_mask(mask, "reference mask"), timestep, ensemble, seed
+            load_image(image, "reference image"),
+            load_mask(mask, "reference mask"),
+            timestep=timestep,
+            ensemble=ensemble,
+            seed=seed,
         )
         for image, mask in zip(images, masks, strict=True)
     ]
@@ -74,7 +78,7 @@ def matte_folder(
     progress = TextProgress(len(targets), "matting")
     written = []
     for paths, images in _same_size_batches(targets, max(1, matting.max_batch // ensemble)):
-        alphas = matting.matte(context, images, ensemble, seed, on_pass=progress.update)
+        alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_pass=progress.update)
         for path, alpha in zip(paths, alphas, strict=True):
             written.append(out / f"{path.stem}.png")
             save_alpha(written[-1], alpha)

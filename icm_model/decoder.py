@@ -25,6 +25,9 @@ class Guidance:
     inter: torch.Tensor
     intra: tuple[torch.Tensor, torch.Tensor]
 
+    def to(self, device: torch.device | str) -> Guidance:
+        return Guidance(self.inter.to(device), (self.intra[0].to(device), self.intra[1].to(device)))
+
 
 class InContextDecoder(nn.Module):
     """Everything the IconMatting checkpoint holds: the query/target token norm and the matting head."""

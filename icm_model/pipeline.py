@@ -62,33 +62,39 @@ class TargetGuidance:
     def __len__(self) -> int:
         return len(self.features)
 
+    def to(self, device: torch.device | str) -> TargetGuidance:
+        return TargetGuidance(self.features.to(device), self.guidance.to(device), self.letterbox)
+
 
 def encode_reference(
     backbone: Backbone,
     images: torch.Tensor,
     masks: torch.Tensor,
     working_size: int,
+    *,
     timestep: int = DEFAULT_TIMESTEP,
     ensemble: int = DEFAULT_ENSEMBLE,
     seed: int = 0,
     max_batch: int = DEFAULT_MAX_BATCH,
     on_pass: Callable[[int], None] | None = None,
+    rule: str = "inside",
 ) -> ReferenceContext:
     """Encodes reference images ``[R, 3, H, W]`` in [0, 1] under their RoI masks ``[R, H, W]`` (> 0.5 = inside).
 
-    Only the correspondence feature is computed: each pass stops after U-Net up-block 1.
+    ``rule`` picks the query tokens (see :func:`icm_model.similarity.roi_token_mask`). Only the correspondence
+    feature is computed: each pass stops after U-Net up-block 1.
     """
     check_images("reference_image", images)
     check_masks("reference_mask", masks, images, "reference_image")
     box = Letterbox.fit(images.shape[-2], images.shape[-1], working_size)
     grid = working_size // CORRESPONDENCE_STRIDE
-    token_masks = roi_token_mask(box.mask(masks.float()), (grid, grid))
+    token_masks = roi_token_mask(box.mask(masks.float()), (grid, grid), rule)
     for index, tokens in enumerate(token_masks):
         if not tokens.any():
             cell = CORRESPONDENCE_STRIDE * max(images.shape[-2:]) / working_size
             raise ValueError(
                 f"reference_mask #{index} covers no whole {cell:.0f}x{cell:.0f}-pixel cell of the feature grid: "
-                "mark a larger region of the object"
+                "mark a larger region of the object, or use the 'touched' rule for points and scribbles"
             )
     noise = seeded_noise(seed, ensemble, working_size // VAE_DOWNSCALE)[0]
     features = EnsembleFeatureExtractor(backbone, timestep, max_batch, on_pass).correspondence(box.image(images), noise)
@@ -101,6 +107,7 @@ def target_guidance(
     decoder: InContextDecoder,
     context: ReferenceContext,
     images: torch.Tensor,
+    *,
     ensemble: int = DEFAULT_ENSEMBLE,
     seed: int = 0,
     max_batch: int = DEFAULT_MAX_BATCH,
@@ -116,8 +123,9 @@ def target_guidance(
     box = Letterbox.fit(images.shape[-2], images.shape[-1], context.working_size)
     noise = seeded_noise(seed, ensemble, context.working_size // VAE_DOWNSCALE)[1]
     extractor = EnsembleFeatureExtractor(backbone, context.timestep, max_batch, on_pass)
-    device = next(decoder.parameters()).device
-    features = extractor.targets(box.image(images), noise).to(device)
+    features = extractor.targets(box.image(images), noise)
+    device = next(decoder.parameters()).device  # read after the U-Net ran: model management may have moved it
+    features = features.to(device)
     with torch.no_grad():
         guidance = decoder.guidance(context.query.to(device), features)
     return TargetGuidance(features, guidance, box)
@@ -162,28 +170,24 @@ class InContextMatting:
         self,
         images: torch.Tensor,
         masks: torch.Tensor,
+        *,
         timestep: int = DEFAULT_TIMESTEP,
         ensemble: int = DEFAULT_ENSEMBLE,
         seed: int = 0,
+        rule: str = "inside",
         on_pass: Callable[[int], None] | None = None,
     ) -> ReferenceContext:
         """See :func:`encode_reference`; the working size is the decoder's."""
         return encode_reference(
-            self.backbone,
-            images,
-            masks,
-            self.decoder.config.working_size,
-            timestep,
-            ensemble,
-            seed,
-            self.max_batch,
-            on_pass,
-        )
+            self.backbone, images, masks, self.decoder.config.working_size, timestep=timestep, ensemble=ensemble,
+            seed=seed, max_batch=self.max_batch, on_pass=on_pass, rule=rule,
+        )  # fmt: skip
 
     def matte(
         self,
         context: ReferenceContext,
         images: torch.Tensor,
+        *,
         ensemble: int = DEFAULT_ENSEMBLE,
         seed: int = 0,
         on_pass: Callable[[int], None] | None = None,
@@ -194,7 +198,8 @@ class InContextMatting:
         for start in range(0, images.shape[0], step):
             chunk = images[start : start + step]
             target = target_guidance(
-                self.backbone, self.decoder, context, chunk, ensemble, seed, self.max_batch, on_pass
-            )
+                self.backbone, self.decoder, context, chunk, ensemble=ensemble, seed=seed, max_batch=self.max_batch,
+                on_pass=on_pass,
+            )  # fmt: skip
             alphas.append(predict_alpha(self.decoder, target, chunk)[0].cpu())
         return torch.cat(alphas)

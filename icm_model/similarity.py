@@ -6,24 +6,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ROI_RULES = ("inside", "touched")
+"""How a prompt selects query tokens: ``inside`` (masks, boxes) or ``touched`` (points, scribbles)."""
 
-def roi_token_mask(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Which feature tokens lie entirely inside the RoI.
+
+def roi_token_mask(mask: torch.Tensor, grid: tuple[int, int], rule: str = "inside") -> torch.Tensor:
+    """Which feature tokens the RoI selects.
 
     Args:
         mask: reference RoI ``[R, H, W]`` in [0, 1]; pixels ``> 0.5`` are inside. ``H, W`` must be multiples of
             ``grid``.
         grid: ``(h, w)`` of the correspondence feature.
+        rule: ``inside``: a token counts only if every pixel under it is inside (min-pooling, the official rule for
+            masks); ``touched``: a token counts if any pixel under it is inside (for sparse points and scribbles).
 
     Returns:
-        ``[R, h, w]`` bool: a token counts only if every pixel under it is inside (min-pooling, as the official code).
+        ``[R, h, w]`` bool.
     """
+    if rule not in ROI_RULES:
+        raise ValueError(f"rule must be one of {ROI_RULES}, got {rule!r}")
     height, width = mask.shape[-2:]
     if height % grid[0] or width % grid[1]:
         raise ValueError(f"mask size {height}x{width} is not a multiple of the token grid {grid[0]}x{grid[1]}")
     kernel = (height // grid[0], width // grid[1])
     inside = (mask > 0.5).float().unsqueeze(1)
-    return (-F.max_pool2d(-inside, kernel, stride=kernel)).squeeze(1) > 0.5
+    if rule == "inside":
+        inside = -F.max_pool2d(-inside, kernel, stride=kernel)
+    else:
+        inside = F.max_pool2d(inside, kernel, stride=kernel)
+    return inside.squeeze(1) > 0.5
 
 
 def roi_query(features: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:

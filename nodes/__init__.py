@@ -1,0 +1,37 @@
+"""The ComfyUI nodes of the pack: the only code that imports ComfyUI."""
+
+from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
+from .model_nodes import LoadIconMattingModel, register_model_folder
+from .reference_nodes import (
+    EncodeReferenceContext,
+    IconMattingBoxToMask,
+    IconMattingCombineReferences,
+    IconMattingPointsToMask,
+)
+from .video_nodes import VideoInContextMatte
+
+register_model_folder()
+
+# Node ids are saved in users' workflows: never rename one.
+NODE_CLASS_MAPPINGS = {
+    "LoadIconMattingModel": LoadIconMattingModel,
+    "EncodeReferenceContext": EncodeReferenceContext,
+    "InContextSimilarity": InContextSimilarity,
+    "MattingHead": MattingHead,
+    "VideoInContextMatte": VideoInContextMatte,
+    "IconMattingCombineReferences": IconMattingCombineReferences,
+    "IconMattingPointsToMask": IconMattingPointsToMask,
+    "IconMattingBoxToMask": IconMattingBoxToMask,
+    "IconMattingApplyAlpha": IconMattingApplyAlpha,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LoadIconMattingModel": "Load IconMatting Model",
+    "EncodeReferenceContext": "Encode Reference Context (IconMatting)",
+    "InContextSimilarity": "In-Context Similarity (IconMatting)",
+    "MattingHead": "Matting Head (IconMatting)",
+    "VideoInContextMatte": "Video In-Context Matte (IconMatting)",
+    "IconMattingCombineReferences": "Combine References (IconMatting)",
+    "IconMattingPointsToMask": "Points to Reference Mask (IconMatting)",
+    "IconMattingBoxToMask": "Box to Reference Mask (IconMatting)",
+    "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
+}

@@ -1,0 +1,104 @@
+"""The icm_model backbone on ComfyUI's own SD2.1 MODEL, VAE and empty-prompt conditioning.
+
+The user's MODEL is never touched: every patch lives in the ``model_options`` of clones
+(``ModelPatcher.clone()``), which share the weights and nothing else. Two clones serve two kinds of pass:
+
+- reference passes: an output-block patch records up-block 1's output and stops the U-Net there;
+- target passes: attn1 replace patches compute explicit self-attention on the 24x24 and 48x48 token grids (input
+  blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
+  and the pass stops after the attention of output block 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import comfy.model_management
+import torch
+
+from ..icm_model.capture import HIGH, LOW, StopUNet, UNetCapture
+from ..icm_model.features import LatentPosterior
+from .model_check import check_sd2_v
+
+# LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
+ATTENTION_BLOCKS = {
+    ("input", 4): HIGH, ("input", 5): HIGH, ("input", 7): LOW, ("input", 8): LOW,
+    ("output", 3): LOW, ("output", 4): LOW, ("output", 5): LOW,
+    ("output", 6): HIGH, ("output", 7): HIGH, ("output", 8): HIGH,
+}  # fmt: skip
+LAST_ATTENTION_BLOCK = ("output", 8)
+# output_block_patch sees ``h`` before output block i concatenates its skip: at i = 3 it is up-block 0's output.
+UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
+
+
+class ComfyBackbone:
+    """:class:`icm_model.features.Backbone` on a ComfyUI ``ModelPatcher`` (SD2.x v-prediction) and ``VAE``.
+
+    Args:
+        model: the user's MODEL; only clones of it are patched.
+        vae: the SD VAE (posterior mode, a documented difference from the official posterior sample).
+        conditioning: the empty-prompt text embedding ``[1, 77, 1024]``.
+    """
+
+    def __init__(self, model, vae, conditioning: torch.Tensor) -> None:
+        check_sd2_v(model)
+        self._current: UNetCapture | None = None
+        self.model = model
+        self.vae = vae
+        self.conditioning = conditioning
+        self.reference_patcher = model.clone()
+        self.reference_patcher.set_model_output_block_patch(self._output_block_patch())
+        self.target_patcher = model.clone()
+        self.target_patcher.set_model_output_block_patch(self._output_block_patch())
+        for (block, number), grid in ATTENTION_BLOCKS.items():
+            stop = (block, number) == LAST_ATTENTION_BLOCK
+            self.target_patcher.set_model_attn1_replace(self._attention_patch(grid, stop), block, number, 0)
+
+    def _output_block_patch(self) -> Callable:
+        # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a
+        # bound method would copy this whole object.
+        def patch(h: torch.Tensor, hsp: torch.Tensor, transformer_options: dict):
+            index = UP_BLOCK_OF_OUTPUT_PATCH.get(transformer_options["block"][1])
+            if index is not None and self._current is not None:
+                self._current.record_up_block(index, h)
+            return h, hsp
+
+        return patch
+
+    def _attention_patch(self, grid: str, stop: bool) -> Callable:
+        def patch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, extra_options: dict) -> torch.Tensor:
+            out = self._current.attend(q, k, v, extra_options["n_heads"], grid)
+            if stop and self._current.stop_early:
+                raise StopUNet
+            return out
+
+        return patch
+
+    def alphas_cumprod(self) -> torch.Tensor:
+        sigmas = self.model.model.model_sampling.sigmas.double()
+        return 1.0 / (sigmas**2 + 1.0)
+
+    def encode(self, images: torch.Tensor) -> LatentPosterior:
+        latents = self.vae.encode(images.movedim(1, -1))
+        return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
+
+    def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:
+        patcher = self.target_patcher if capture.with_attention else self.reference_patcher
+        comfy.model_management.load_models_gpu([patcher])
+        base = patcher.model
+        dtype = base.manual_cast_dtype or base.get_dtype()
+        device = patcher.load_device
+        batch = noisy_latents.shape[0]
+        transformer_options = patcher.model_options["transformer_options"].copy()
+        self._current = capture
+        try:
+            return base.diffusion_model(
+                noisy_latents.to(device, dtype),
+                torch.full((batch,), float(timestep), device=device),
+                context=self.conditioning.to(device, dtype).expand(batch, -1, -1),
+                transformer_options=transformer_options,
+            )
+        except StopUNet:
+            return None
+        finally:
+            self._current = None

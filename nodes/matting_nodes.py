@@ -1,0 +1,169 @@
+"""Matting a batch of targets: in-context similarity, then the matting head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import comfy.model_management
+import torch
+
+from ..icm_model.pipeline import DEFAULT_MAX_BATCH, TargetGuidance, predict_alpha, target_guidance
+from ..icm_model.visualize import overlay, similarity_maps
+from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last, cutouts
+from .model_nodes import MODEL_TYPE, IconMattingModel
+from .reference_nodes import ENSEMBLE_INPUT, REFERENCE_TYPE, SEED_INPUT, Reference
+
+GUIDANCE_TYPE = "ICON_MATTING_GUIDANCE"
+
+
+@dataclass
+class BatchGuidance:
+    """What flows on an ICON_MATTING_GUIDANCE wire: the guidance of a target batch, a few targets per chunk."""
+
+    chunks: list[TargetGuidance]
+    iconmatting_model: IconMattingModel
+
+    def __len__(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
+def chunk_size(ensemble_size: int) -> int:
+    """Targets per U-Net call: their ensemble copies fill one batch of DEFAULT_MAX_BATCH latents."""
+    return max(1, DEFAULT_MAX_BATCH // ensemble_size)
+
+
+def guidance_for_chunk(
+    reference: Reference, images: torch.Tensor, ensemble_size: int, seed: int, progress: PassProgress
+) -> TargetGuidance:
+    """U-Net features and in-context similarity of targets ``[b, 3, H, W]``."""
+    decoder = reference.iconmatting_model.load()
+    return target_guidance(
+        reference.backbone, decoder, reference.context, images, ensemble=ensemble_size, seed=seed, on_pass=progress
+    )
+
+
+class InContextSimilarity:
+    """Matches the reference context against every target: inter-similarity, spread by intra-similarity."""
+
+    DESCRIPTION = (
+        "Runs the frozen SD2.1 U-Net on the targets (any size; never cropped) and compares them with the reference "
+        "context. Outputs the guidance for Matting Head, and pictures of the inter-similarity (where the reference "
+        "object matches) and of the intra-similarity (that match spread over the whole object), as in paper Fig. 10."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (GUIDANCE_TYPE, "IMAGE", "IMAGE")
+    RETURN_NAMES = ("guidance", "inter_similarity", "intra_similarity")
+    OUTPUT_TOOLTIPS = (
+        "Guidance for Matting Head (wire the same target_image there).",
+        "Inter-similarity heat map over each target (red = strong match with the reference).",
+        "Intra-similarity heat map over each target (the match spread by the target's own self-attention).",
+    )
+    FUNCTION = "compute"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "reference": (REFERENCE_TYPE, {"tooltip": "From Encode Reference Context. Its timestep is used."}),
+                "target_image": ("IMAGE", {"tooltip": "The images to matte; any size and aspect ratio."}),
+                "ensemble_size": ENSEMBLE_INPUT,
+                "seed": SEED_INPUT,
+            }
+        }
+
+    def compute(self, reference: Reference, target_image, ensemble_size, seed):
+        images = channels_first(target_image, "target_image")
+        progress = PassProgress(images.shape[0])
+        offload = comfy.model_management.intermediate_device()
+        chunks, inter_pictures, intra_pictures = [], [], []
+        step = chunk_size(ensemble_size)
+        for start in range(0, images.shape[0], step):
+            chunk = images[start : start + step]
+            guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
+            inter, intra = (m.to(offload) for m in similarity_maps(guidance.guidance))
+            inter_pictures.append(overlay(chunk, inter, guidance.letterbox))
+            intra_pictures.append(overlay(chunk, intra, guidance.letterbox))
+            chunks.append(guidance.to(offload))
+        return (
+            BatchGuidance(chunks, reference.iconmatting_model),
+            channels_last(torch.cat(inter_pictures)),
+            channels_last(torch.cat(intra_pictures)),
+        )
+
+
+def alpha_for_chunk(
+    iconmatting_model: IconMattingModel, guidance: TargetGuidance, images: torch.Tensor
+) -> torch.Tensor:
+    """The matting head on one chunk: alpha ``[b, H, W]`` in [0, 1] on the intermediate device."""
+    decoder = iconmatting_model.load()
+    device = next(decoder.parameters()).device
+    alpha, _ = predict_alpha(decoder, guidance.to(device), images)
+    return alpha.squeeze(1).to(comfy.model_management.intermediate_device())
+
+
+class MattingHead:
+    """Turns the guidance and the target images into soft alpha mattes at full resolution."""
+
+    DESCRIPTION = "The trained matting head (ViTMatte-style detail decoder): guidance + targets -> alpha. " + (
+        ALPHA_CONVENTION
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MASK", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("alpha", "foreground", "rgba")
+    OUTPUT_TOOLTIPS = (
+        ALPHA_CONVENTION,
+        "The targets multiplied by alpha (foreground on black).",
+        "The targets with alpha as a 4th channel: SaveImage writes transparent PNGs.",
+    )
+    FUNCTION = "matte"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "iconmatting_model": (MODEL_TYPE, {"tooltip": "The model the guidance was computed with."}),
+                "guidance": (GUIDANCE_TYPE, {"tooltip": "From In-Context Similarity."}),
+                "target_image": ("IMAGE", {"tooltip": "The same images In-Context Similarity received."}),
+            }
+        }
+
+    def matte(self, iconmatting_model: IconMattingModel, guidance: BatchGuidance, target_image):
+        if iconmatting_model.decoder.config != guidance.iconmatting_model.decoder.config:
+            raise ValueError("iconmatting_model is not the model the guidance was computed with: wire the same one")
+        images = channels_first(target_image, "target_image")
+        if images.shape[0] != len(guidance):
+            raise ValueError(
+                f"target_image has {images.shape[0]} images but the guidance is for {len(guidance)}: "
+                "wire the images In-Context Similarity received"
+            )
+        progress = PassProgress(len(guidance))
+        alphas, start = [], 0
+        for chunk in guidance.chunks:
+            alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[start : start + len(chunk)]))
+            start += len(chunk)
+            progress(len(chunk))
+        alpha = torch.cat(alphas)
+        return (alpha, *cutouts(target_image.to(alpha.device), alpha))
+
+
+class IconMattingApplyAlpha:
+    """Cut-outs from images and their alpha."""
+
+    DESCRIPTION = "Foreground (image x alpha, on black) and RGBA (alpha as 4th channel) from images and alpha."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("IMAGE", "IMAGE")
+    RETURN_NAMES = ("foreground", "rgba")
+    FUNCTION = "apply"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"image": ("IMAGE",), "alpha": ("MASK", {"tooltip": ALPHA_CONVENTION})}}
+
+    def apply(self, image, alpha):
+        if alpha.ndim == 2:
+            alpha = alpha.unsqueeze(0)
+        if alpha.shape[-2:] != image.shape[1:3] or alpha.shape[0] not in (1, image.shape[0]):
+            raise ValueError(
+                f"alpha {list(alpha.shape)} does not fit image {list(image.shape)}: same size, one per image"
+            )
+        return cutouts(image, alpha.expand(image.shape[0], -1, -1))

@@ -1,0 +1,102 @@
+"""The IconMatting checkpoint: its model folder, loading (once, cached) and GPU placement."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections import OrderedDict
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.utils
+import folder_paths
+
+from ..icm_model.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
+from ..icm_model.decoder import InContextDecoder
+from .common import CATEGORY
+
+MODEL_FOLDER = "icon_matting"
+MODEL_TYPE = "ICON_MATTING_MODEL"
+CHECKPOINT_SUFFIXES = {".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin"}
+_CACHE_SIZE = 2
+
+
+def register_model_folder() -> None:
+    """``models/icon_matting`` (plus any extra_model_paths.yaml entries), listing checkpoint files only."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
+    folder_paths.folder_names_and_paths[MODEL_FOLDER][1].update(CHECKPOINT_SUFFIXES)
+
+
+class IconMattingModel:
+    """A loaded IconMatting decoder; ComfyUI's model management moves it to the GPU when used and offloads it."""
+
+    def __init__(self, decoder: InContextDecoder, name: str) -> None:
+        self.decoder, self.name = decoder, name
+        self.patcher = comfy.model_patcher.ModelPatcher(
+            decoder,
+            load_device=comfy.model_management.get_torch_device(),
+            offload_device=comfy.model_management.unet_offload_device(),
+        )
+
+    @property
+    def working_size(self) -> int:
+        return self.decoder.config.working_size
+
+    def load(self) -> InContextDecoder:
+        """The decoder, on the compute device."""
+        comfy.model_management.load_models_gpu([self.patcher])
+        return self.decoder
+
+
+_loaded: OrderedDict[tuple, IconMattingModel] = OrderedDict()
+
+
+def load_icon_matting_model(path: str) -> IconMattingModel:
+    """Reads and strictly checks a checkpoint through ComfyUI's loader (``weights_only`` for pickles), cached."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    if key in _loaded:
+        _loaded.move_to_end(key)
+        return _loaded[key]
+    name = os.path.basename(path)
+    try:
+        state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise unreadable_checkpoint(name, error) from error
+    state_dict = {k: v for k, v in state_dict.items() if hasattr(v, "shape")}
+    model = IconMattingModel(decoder_from_state_dict(state_dict, config_of(metadata or {}), name), name)
+    _loaded[key] = model
+    while len(_loaded) > _CACHE_SIZE:
+        _loaded.popitem(last=False)
+    return model
+
+
+class LoadIconMattingModel:
+    """Loads the trained IconMatting decoder (similarity norm + matting head) from models/icon_matting."""
+
+    DESCRIPTION = (
+        "Loads the IconMatting checkpoint (the released icm.ckpt or a .safetensors conversion) from "
+        "models/icon_matting. The Stable Diffusion 2.1 768-v model it works with is loaded separately, with Load "
+        "Checkpoint."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (MODEL_TYPE,)
+    RETURN_NAMES = ("iconmatting_model",)
+    OUTPUT_TOOLTIPS = (
+        "The IconMatting decoder, for Encode Reference Context, In-Context Similarity and Matting Head.",
+    )
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model_name": (
+                    folder_paths.get_filename_list(MODEL_FOLDER),
+                    {"tooltip": "Checkpoint in models/icon_matting (.safetensors preferred; .ckpt loads safely)."},
+                ),
+            }
+        }
+
+    def load(self, model_name: str):
+        return (load_icon_matting_model(folder_paths.get_full_path_or_raise(MODEL_FOLDER, model_name)),)

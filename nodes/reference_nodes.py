@@ -1,0 +1,253 @@
+"""Marking the object once: reference prompts and the reusable reference context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..icm_model.pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, ReferenceContext, encode_reference
+from ..icm_model.prompts import box_mask, parse_points, points_mask
+from .comfy_backbone import ComfyBackbone
+from .common import CATEGORY, PassProgress, as_mask_batch, channels_first, prompt_embedding
+from .model_nodes import MODEL_TYPE, IconMattingModel
+
+REFERENCE_TYPE = "ICON_MATTING_REFERENCE"
+PROMPT_TYPES = {"mask": "inside", "box": "inside", "points": "touched", "scribble": "touched"}
+SEED_INPUT = (
+    "INT",
+    {
+        "default": 0,
+        "min": 0,
+        "max": 0xFFFFFFFFFFFFFFFF,
+        "tooltip": "Seed of the noise ensemble. The same seed gives the same result.",
+    },
+)
+ENSEMBLE_INPUT = (
+    "INT",
+    {
+        "default": DEFAULT_ENSEMBLE,
+        "min": 1,
+        "max": 16,
+        "tooltip": "Noisy copies averaged per image (paper: 4). More is smoother and slower.",
+    },
+)
+TIMESTEP_INPUT = (
+    "INT",
+    {
+        "default": DEFAULT_TIMESTEP,
+        "min": 0,
+        "max": 999,
+        "tooltip": "Diffusion timestep of the features (paper: 200). Targets use the same one.",
+    },
+)
+SD_INPUTS = {
+    "model": ("MODEL", {"tooltip": "Stable Diffusion 2.1 768-v from Load Checkpoint. It is never modified."}),
+    "vae": ("VAE", {"tooltip": "The VAE of the same SD2.1 checkpoint."}),
+}
+PROMPT_INPUTS = {
+    "clip": ("CLIP", {"tooltip": "The CLIP of the SD2.1 checkpoint, for the empty prompt."}),
+    "empty_conditioning": ("CONDITIONING", {"tooltip": "Instead of CLIP: an empty-prompt SD2.1 conditioning."}),
+}
+
+
+@dataclass
+class Reference:
+    """What flows on an ICON_MATTING_REFERENCE wire: the encoded query and the means to encode targets alike."""
+
+    context: ReferenceContext
+    backbone: ComfyBackbone
+    iconmatting_model: IconMattingModel
+
+    def summary(self) -> str:
+        tokens = [int(mask.sum()) for mask in self.context.token_masks]
+        return (
+            f"{len(tokens)} reference(s), {sum(tokens)} query tokens ({', '.join(map(str, tokens))}); "
+            f"timestep {self.context.timestep}; canvas {self.context.working_size}px"
+        )
+
+
+def reference_from_inputs(
+    iconmatting_model: IconMattingModel,
+    model,
+    vae,
+    images,
+    masks,
+    prompt_type: str,
+    timestep: int,
+    ensemble_size: int,
+    seed: int,
+    clip=None,
+    empty_conditioning=None,
+) -> Reference:
+    """Encodes ComfyUI reference IMAGE(s) and MASK(s) into a :class:`Reference`."""
+    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+    images = channels_first(images, "reference_image")
+    progress = PassProgress(images.shape[0])
+    context = encode_reference(
+        backbone, images, as_mask_batch(masks, "reference_mask"), iconmatting_model.working_size,
+        timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=progress, rule=PROMPT_TYPES[prompt_type],
+    )  # fmt: skip
+    return Reference(context, backbone, iconmatting_model)
+
+
+class EncodeReferenceContext:
+    """Encodes the marked object once; every target and video frame is then matted against it."""
+
+    DESCRIPTION = (
+        "Encodes the object marked on the reference image(s) as the in-context query, once. Several reference "
+        "images (a batch, one mask each) form one query: the union of their marked regions."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (REFERENCE_TYPE,)
+    RETURN_NAMES = ("reference",)
+    OUTPUT_TOOLTIPS = ("The reference context: reuse it for any number of targets.",)
+    FUNCTION = "encode"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "iconmatting_model": (MODEL_TYPE, {"tooltip": "From Load IconMatting Model."}),
+                **SD_INPUTS,
+                "reference_image": ("IMAGE", {"tooltip": "The image(s) on which the object is marked."}),
+                "reference_mask": (
+                    "MASK",
+                    {
+                        "tooltip": "1 = the object, one mask per reference image, same size. "
+                        "A mask painted in LoadImage's mask editor works as is."
+                    },
+                ),
+                "prompt_type": (
+                    list(PROMPT_TYPES),
+                    {
+                        "default": "mask",
+                        "tooltip": (
+                            "mask / box: feature cells entirely inside the mask form the query. "
+                            "points / scribble: every cell the mark touches."
+                        ),
+                    },
+                ),
+                "timestep": TIMESTEP_INPUT,
+                "ensemble_size": ENSEMBLE_INPUT,
+                "seed": SEED_INPUT,
+            },
+            "optional": PROMPT_INPUTS,
+        }
+
+    def encode(
+        self,
+        iconmatting_model,
+        model,
+        vae,
+        reference_image,
+        reference_mask,
+        prompt_type,
+        timestep,
+        ensemble_size,
+        seed,
+        clip=None,
+        empty_conditioning=None,
+    ):
+        reference = reference_from_inputs(
+            iconmatting_model,
+            model,
+            vae,
+            reference_image,
+            reference_mask,
+            prompt_type,
+            timestep,
+            ensemble_size,
+            seed,
+            clip,
+            empty_conditioning,
+        )
+        return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
+
+
+class IconMattingCombineReferences:
+    """One query from two reference contexts (references of different sizes, or added later)."""
+
+    DESCRIPTION = "Combines two reference contexts into one: the union of their marked regions (paper Table 6)."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (REFERENCE_TYPE,)
+    RETURN_NAMES = ("reference",)
+    FUNCTION = "combine"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"reference_a": (REFERENCE_TYPE,), "reference_b": (REFERENCE_TYPE,)}}
+
+    def combine(self, reference_a: Reference, reference_b: Reference):
+        combined = Reference(
+            reference_a.context.union(reference_b.context), reference_a.backbone, reference_a.iconmatting_model
+        )
+        return {"ui": {"text": [combined.summary()]}, "result": (combined,)}
+
+
+class IconMattingPointsToMask:
+    """Points (KJNodes Points Editor JSON) as a reference mask."""
+
+    DESCRIPTION = (
+        'Draws clicked points as a reference mask. Reads the Points Editor JSON ([{"x": 10, "y": 20}, ...], pixel '
+        "coordinates of the image), as core SAM3_Detect does. Use prompt_type 'points' in Encode Reference Context."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("reference_mask",)
+    FUNCTION = "draw"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "reference_image": ("IMAGE", {"tooltip": "The image the points were placed on (for its size)."}),
+                "positive_points": ("STRING", {"multiline": True, "default": "[]", "tooltip": "Points on the object."}),
+                "radius": ("INT", {"default": 12, "min": 1, "max": 512, "tooltip": "Disc radius in pixels."}),
+            },
+            "optional": {
+                "negative_points": (
+                    "STRING",
+                    {
+                        "multiline": True,
+                        "default": "[]",
+                        "tooltip": "Points that are not the object: cut out of the mask.",
+                    },
+                ),
+            },
+        }
+
+    def draw(self, reference_image, positive_points, radius, negative_points="[]"):
+        positive = parse_points(positive_points, "positive_points")
+        if not positive:
+            raise ValueError("positive_points has no points: click at least one point on the object")
+        height, width = reference_image.shape[1:3]
+        mask = points_mask(height, width, positive, parse_points(negative_points, "negative_points"), radius)
+        return (mask.expand(reference_image.shape[0], -1, -1).clone(),)
+
+
+class IconMattingBoxToMask:
+    """A box as a reference mask."""
+
+    DESCRIPTION = "Draws a box (pixels, top-left corner and size) as a reference mask; use prompt_type 'box'."
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("reference_mask",)
+    FUNCTION = "draw"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        def pixels(tooltip, default=0):
+            return ("INT", {"default": default, "min": 0, "max": 16384, "tooltip": tooltip})
+
+        return {
+            "required": {
+                "reference_image": ("IMAGE", {"tooltip": "The image the box is drawn on (for its size)."}),
+                "x": pixels("Left edge."),
+                "y": pixels("Top edge."),
+                "width": pixels("Box width.", 256),
+                "height": pixels("Box height.", 256),
+            }
+        }
+
+    def draw(self, reference_image, x, y, width, height):
+        mask = box_mask(reference_image.shape[1], reference_image.shape[2], x, y, width, height)
+        return (mask.expand(reference_image.shape[0], -1, -1).clone(),)

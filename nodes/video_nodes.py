@@ -1,0 +1,133 @@
+"""Video: one marked frame, a matte for every frame, in chunks of bounded memory."""
+
+from __future__ import annotations
+
+import torch
+
+from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, as_mask_batch, channels_first
+from .matting_nodes import alpha_for_chunk, guidance_for_chunk
+from .model_nodes import MODEL_TYPE
+from .reference_nodes import (
+    ENSEMBLE_INPUT,
+    PROMPT_INPUTS,
+    PROMPT_TYPES,
+    SD_INPUTS,
+    SEED_INPUT,
+    TIMESTEP_INPUT,
+    reference_from_inputs,
+)
+
+
+def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None):
+    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video."""
+    masks = as_mask_batch(reference_mask, "reference_mask")
+    if reference_image is not None:
+        return reference_image, masks
+    if not 0 <= reference_frame < frames.shape[0]:
+        raise ValueError(f"reference_frame {reference_frame} is not a frame of this video (0..{frames.shape[0] - 1})")
+    if masks.shape[0] == frames.shape[0]:
+        masks = masks[reference_frame : reference_frame + 1]
+    elif masks.shape[0] != 1:
+        raise ValueError(
+            f"reference_mask has {masks.shape[0]} masks: give one mask (of the reference frame) or one "
+            f"per frame ({frames.shape[0]})"
+        )
+    return frames[reference_frame : reference_frame + 1], masks
+
+
+class VideoInContextMatte:
+    """Mattes every frame of a video from one marked frame."""
+
+    DESCRIPTION = (
+        "Marks the object once (a mask on one frame, or a separate reference image) and mattes every frame. Frames "
+        "go through the U-Net and the matting head a chunk at a time, so memory does not grow with the video's "
+        "length; every frame uses the same noise draws, which keeps the mattes steady over time. " + ALPHA_CONVENTION
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = ("MASK",)
+    RETURN_NAMES = ("alpha",)
+    OUTPUT_TOOLTIPS = (ALPHA_CONVENTION + " One per frame.",)
+    FUNCTION = "matte"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "iconmatting_model": (MODEL_TYPE, {"tooltip": "From Load IconMatting Model."}),
+                **SD_INPUTS,
+                "frames": ("IMAGE", {"tooltip": "The video frames (an IMAGE batch)."}),
+                "reference_mask": (
+                    "MASK",
+                    {
+                        "tooltip": "1 = the object on the reference frame (one mask, or one per "
+                        "frame of which the reference frame's is used)."
+                    },
+                ),
+                "reference_frame": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 1_000_000,
+                        "tooltip": "Index of the marked frame (ignored with reference_image).",
+                    },
+                ),
+                "prompt_type": (list(PROMPT_TYPES), {"default": "mask"}),
+                "chunk_size": (
+                    "INT",
+                    {
+                        "default": 4,
+                        "min": 1,
+                        "max": 64,
+                        "tooltip": ("Frames processed together. Memory grows with it, not with the video length."),
+                    },
+                ),
+                "timestep": TIMESTEP_INPUT,
+                "ensemble_size": ENSEMBLE_INPUT,
+                "seed": SEED_INPUT,
+            },
+            "optional": {
+                **PROMPT_INPUTS,
+                "reference_image": ("IMAGE", {"tooltip": "A separate reference image (then reference_mask marks it)."}),
+            },
+        }
+
+    def matte(
+        self,
+        iconmatting_model,
+        model,
+        vae,
+        frames,
+        reference_mask,
+        reference_frame,
+        prompt_type,
+        chunk_size,
+        timestep,
+        ensemble_size,
+        seed,
+        clip=None,
+        empty_conditioning=None,
+        reference_image=None,
+    ):
+        image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image)
+        reference = reference_from_inputs(
+            iconmatting_model,
+            model,
+            vae,
+            image,
+            mask,
+            prompt_type,
+            timestep,
+            ensemble_size,
+            seed,
+            clip,
+            empty_conditioning,
+        )
+        progress = PassProgress(frames.shape[0])
+        alphas = []
+        for start in range(0, frames.shape[0], chunk_size):
+            chunk = channels_first(frames[start : start + chunk_size], "frames")
+            guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
+            alphas.append(alpha_for_chunk(iconmatting_model, guidance, chunk))
+            del guidance
+        return {"ui": {"text": [reference.summary()]}, "result": (torch.cat(alphas),)}
