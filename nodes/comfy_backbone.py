@@ -31,6 +31,14 @@ LAST_ATTENTION_BLOCK = ("output", 8)
 UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
 
 
+def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
+    """Width of the text embedding the U-Net's cross-attention reads (1024 for SD2.x)."""
+    for name, module in diffusion_model.named_modules():
+        if name.endswith("attn2.to_k"):
+            return module.in_features
+    raise ValueError("the MODEL has no cross-attention layers: it is not a Stable Diffusion U-Net")
+
+
 class ComfyBackbone:
     """:class:`icm_model.features.Backbone` on a ComfyUI ``ModelPatcher`` (SD2.x v-prediction) and ``VAE``.
 
@@ -42,6 +50,12 @@ class ComfyBackbone:
 
     def __init__(self, model, vae, conditioning: torch.Tensor) -> None:
         check_sd2_v(model)
+        width = cross_attention_width(model.model.diffusion_model)
+        if conditioning.shape[-1] != width:
+            raise ValueError(
+                f"the prompt conditioning is {conditioning.shape[-1]} wide but this U-Net's cross-attention takes "
+                f"{width}: wire the CLIP of the same SD2.1 checkpoint"
+            )
         self._current: UNetCapture | None = None
         self.model = model
         self.vae = vae

@@ -35,18 +35,15 @@ def as_mask_batch(mask: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def prompt_embedding(clip=None, conditioning=None) -> torch.Tensor:
-    """The text embedding ``[1, 77, 1024]`` of the empty prompt, from a CLIP or a ready CONDITIONING."""
+    """The text embedding ``[1, 77, width]`` of the empty prompt, from a CLIP or a ready CONDITIONING."""
     if conditioning is not None:
         embedding = conditioning[0][0]
     elif clip is not None:
         embedding = clip.encode_from_tokens_scheduled(clip.tokenize(""))[0][0]
     else:
         raise ValueError("connect the CLIP of the SD2.1 checkpoint (or an empty-prompt CONDITIONING)")
-    if embedding.ndim != 3 or embedding.shape[-1] != 1024:
-        raise ValueError(
-            f"the prompt conditioning has shape {list(embedding.shape)}; SD2.1's OpenCLIP-H text encoder gives "
-            "[1, 77, 1024]: wire the CLIP output of the SD2.1 checkpoint loader"
-        )
+    if embedding.ndim != 3:
+        raise ValueError(f"the prompt conditioning has shape {list(embedding.shape)}, not [1, 77, width]")
     return embedding[:1]
 
 

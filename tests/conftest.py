@@ -25,3 +25,23 @@ def reference_pair() -> tuple[torch.Tensor, torch.Tensor]:
     mask = torch.zeros(1, 96, 160)
     mask[:, 24:72, 48:112] = 1.0
     return image, mask
+
+
+@pytest.fixture(scope="session")
+def pack(tmp_path_factory):
+    """The pack imported as ComfyUI imports it, against the ComfyUI test doubles."""
+    from comfy_env import load_pack
+
+    return load_pack(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def comfy_sd2(pack):
+    """ComfyUI-side MODEL, VAE and CLIP doubles on the tiny random SD2 weights of ``tiny_backbone``."""
+    from comfy.sd import CLIP, VAE
+    from comfy_env import comfy_model
+
+    from icm_model.random_models import random_prompt_embeds, random_unet_vae
+
+    unet, vae = random_unet_vae("tiny", seed=0)
+    return comfy_model(unet), VAE(vae), CLIP(random_prompt_embeds("tiny", seed=0))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SHARED, require, shared_path
 from safetensors.torch import save_file
 
 from icm_model.checkpoint import (
@@ -22,8 +23,6 @@ from icm_model.checkpoint import (
 )
 from icm_model.config import DecoderConfig
 from icm_model.random_models import TINY_DECODER, random_decoder
-
-from .helpers import SHARED, require, shared_path
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from helpers import require, shared_path
 from safetensors.torch import load_file
 
 from icm_model.checkpoint import load_decoder
@@ -14,8 +15,6 @@ from icm_model.config import DecoderConfig
 from icm_model.diffusers_backbone import DiffusersBackbone
 from icm_model.features import EnsembleFeatureExtractor, EnsembleNoise, TargetFeatures
 from icm_model.similarity import roi_query, roi_token_mask
-
-from .helpers import require, shared_path
 
 TOLERANCE = 1e-4
 DECODER_OUTPUTS = ("inter_similarity", "intra_low", "intra_high", "guidance_preview", "alpha")
