@@ -31,6 +31,11 @@ def load_pack(models_dir: Path) -> ModuleType:
     return module
 
 
+def pack_module(name: str) -> ModuleType:
+    """A module of the pack as loaded by :func:`load_pack`, e.g. ``pack_module("nodes.comfy_backbone")``."""
+    return importlib.import_module(f"{PACK_NAME}.{name}")
+
+
 def comfy_model(unet, family: str = "SD20", model_type: str = "V_PREDICTION"):
     """A MODEL (ModelPatcher double) around a diffusers U-Net driven in the LDM block layout."""
     from comfy import model_base, model_patcher, model_sampling, supported_models

@@ -54,7 +54,8 @@ class LDMUNet(torch.nn.Module):
         self.transformer_options["block_index"] = 0
         return transformer(h, encoder_hidden_states=context).sample
 
-    def forward(self, x, timesteps=None, context=None, y=None, control=None, transformer_options={}, **kwargs):
+    def forward(self, x, timesteps=None, context=None, y=None, control=None, transformer_options=None, **kwargs):
+        transformer_options = {} if transformer_options is None else transformer_options
         transformer_options["original_shape"] = list(x.shape)
         transformer_options["transformer_index"] = 0
         self.transformer_options = transformer_options
@@ -80,7 +81,7 @@ class LDMUNet(torch.nn.Module):
         transformer_options["block"] = ("middle", 0)
         mid = unet.mid_block
         h = mid.resnets[0](h, emb)
-        for attention, resnet in zip(mid.attentions, mid.resnets[1:]):
+        for attention, resnet in zip(mid.attentions, mid.resnets[1:], strict=True):
             h = resnet(self._transformer(attention, h, context), emb)
         index = 0
         for up in unet.up_blocks:

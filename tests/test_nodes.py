@@ -1,0 +1,374 @@
+"""The ComfyUI nodes, run against the ComfyUI test doubles with a tiny random SD2-architecture U-Net."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from comfy_env import pack_module
+
+from icm_model.checkpoint import save_decoder
+from icm_model.random_models import random_decoder, random_unet_vae
+
+MODEL_NAME = "tiny.safetensors"
+
+
+@pytest.fixture(scope="module")
+def nodes(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(scope="module")
+def icm(pack, nodes):
+    import folder_paths
+
+    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    save_decoder(random_decoder(seed=0), os.path.join(folder, MODEL_NAME))
+    return nodes["LoadIconMattingModel"]().load(MODEL_NAME)[0]
+
+
+@pytest.fixture
+def reference_inputs():
+    image = torch.rand(1, 96, 160, 3, generator=torch.Generator().manual_seed(1))
+    mask = torch.zeros(1, 96, 160)
+    mask[:, 24:72, 48:112] = 1.0
+    return image, mask
+
+
+@pytest.fixture
+def targets():
+    return torch.rand(3, 70, 90, 3, generator=torch.Generator().manual_seed(2))
+
+
+def _encode(nodes, icm, comfy_sd2, image, mask, prompt_type="mask", seed=0, ensemble=4):
+    model, vae, clip = comfy_sd2
+    out = nodes["EncodeReferenceContext"]().encode(
+        icm, model, vae, image, mask, prompt_type, 200, ensemble, seed, clip=clip
+    )
+    return out["result"][0], out["ui"]["text"][0]
+
+
+def _unet_output(model) -> torch.Tensor:
+    x = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(9))
+    context = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        return model.model.diffusion_model(
+            x,
+            torch.full((2,), 200.0),
+            context=context,
+            transformer_options=model.model_options["transformer_options"].copy(),
+        )
+
+
+# --- schemas -------------------------------------------------------------------------------------------------------
+
+
+def _check_input(name: str, spec: tuple) -> None:
+    kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+    assert isinstance(kind, (str, list)), name
+    if isinstance(kind, list):
+        assert kind and options.get("default", kind[0]) in kind, name
+    elif kind in ("INT", "FLOAT"):
+        assert options["min"] <= options["default"] <= options["max"], name
+    elif kind == "STRING":
+        assert isinstance(options.get("default", ""), str), name
+
+
+def test_node_schemas(pack, nodes, icm):
+    assert set(nodes) == set(pack.NODE_DISPLAY_NAME_MAPPINGS)
+    for node_id, cls in nodes.items():
+        inputs = cls.INPUT_TYPES()
+        assert set(inputs) <= {"required", "optional", "hidden"} and "required" in inputs, node_id
+        names = [n for group in ("required", "optional") for n in inputs.get(group, {})]
+        for group in ("required", "optional"):
+            for name, spec in inputs.get(group, {}).items():
+                _check_input(f"{node_id}.{name}", spec)
+        assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES), node_id
+        assert len(getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)) == len(cls.RETURN_TYPES), node_id
+        if hasattr(cls, "OUTPUT_TOOLTIPS"):
+            assert len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES), node_id
+        parameters = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+        assert set(names) <= set(parameters), node_id
+        required = {n for n, p in parameters.items() if p.default is inspect.Parameter.empty and n != "self"}
+        assert required <= set(inputs["required"]), node_id
+        assert cls.CATEGORY == "IconMatting" and cls.DESCRIPTION, node_id
+
+
+def test_model_folder_lists_checkpoints_only(pack, icm):
+    import folder_paths
+
+    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
+    with open(f"{folder}/readme.txt", "w") as file:
+        file.write("not a model")
+    assert folder_paths.get_filename_list("icon_matting") == [MODEL_NAME]
+    assert folder.endswith("icon_matting") and folder.startswith(folder_paths.models_dir)
+
+
+def test_loader_caches_and_uses_model_management(nodes, icm):
+    import comfy.model_management
+
+    assert nodes["LoadIconMattingModel"]().load(MODEL_NAME)[0] is icm
+    comfy.model_management.loaded_log.clear()
+    assert icm.load() is icm.decoder
+    assert comfy.model_management.loaded_log == [[icm.patcher]]
+
+
+def test_loader_refuses_code_and_foreign_files(pack, nodes, tmp_path):
+    import folder_paths
+
+    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
+    marker = tmp_path / "ran.txt"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"state_dict": {}, "x": Payload()}, f"{folder}/evil.ckpt")
+    with pytest.raises(ValueError, match="NOT loaded"):
+        nodes["LoadIconMattingModel"]().load("evil.ckpt")
+    assert not marker.exists()
+    torch.save({"state_dict": {"model.diffusion_model.out.2.weight": torch.zeros(4)}}, f"{folder}/sd.ckpt")
+    with pytest.raises(ValueError, match="not an IconMatting checkpoint"):
+        nodes["LoadIconMattingModel"]().load("sd.ckpt")
+
+
+# --- the ComfyUI path equals the diffusers path ----------------------------------------------------------------------
+
+
+def test_comfy_capture_equals_diffusers_capture(pack, comfy_sd2):
+    # The pack's own copy of icm_model (imported relatively, as inside ComfyUI), so that StopUNet is its class.
+    features = pack_module("icm_model.features")
+    ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
+    EnsembleFeatureExtractor, EnsembleNoise = features.EnsembleFeatureExtractor, features.EnsembleNoise  # noqa: N806
+
+    model, vae, clip = comfy_sd2
+    comfy = ComfyBackbone(model, vae, clip.embedding)
+    diffusers = pack_module("icm_model.random_models").random_backbone("tiny", seed=0)
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(4))
+    noise = EnsembleNoise.draw(torch.Generator().manual_seed(5), 2, 16)
+    mode_noise = EnsembleNoise(torch.zeros_like(noise.posterior), noise.diffusion)  # ComfyUI's VAE gives the mode
+    ours = EnsembleFeatureExtractor(comfy).targets(images, noise)
+    reference = EnsembleFeatureExtractor(diffusers).targets(images, mode_noise)
+    torch.testing.assert_close(ours.correspondence, reference.correspondence, rtol=1e-4, atol=1e-4)
+    for i in range(2):
+        torch.testing.assert_close(ours.features[i], reference.features[i], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(ours.attention[i], reference.attention[i], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        EnsembleFeatureExtractor(comfy).correspondence(images, noise),
+        EnsembleFeatureExtractor(diffusers).correspondence(images, mode_noise), rtol=1e-4, atol=1e-4,
+    )  # fmt: skip
+
+
+def test_comfy_capture_layers_and_early_stop(pack, comfy_sd2):
+    ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
+    capture_module = pack_module("icm_model.capture")
+    UNetCapture, LOW, HIGH = capture_module.UNetCapture, capture_module.LOW, capture_module.HIGH  # noqa: N806
+
+    model, vae, clip = comfy_sd2
+    backbone = ComfyBackbone(model, vae, clip.embedding)
+    latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(6))
+    blocks = []
+    unet = model.model.diffusion_model.unet
+    hooks = [m.register_forward_pre_hook(lambda _m, _a, n=n: blocks.append(n)) for n, m in unet.named_modules()]
+    try:
+        capture = UNetCapture(with_attention=True)
+        assert backbone.run(latents, 200, capture) is None
+        assert capture.attention_layers == {LOW: 5, HIGH: 5} and set(capture.up_features) == {0, 1}
+        assert "up_blocks.2.attentions.2.transformer_blocks.0.attn1" in blocks
+        assert not any(
+            n.startswith(("up_blocks.3", "conv_out")) or n.endswith("2.attentions.2.transformer_blocks.0.ff")
+            for n in blocks
+        )
+        blocks.clear()
+        reference = UNetCapture(with_attention=False)
+        backbone.run(latents, 200, reference)
+        assert set(reference.up_features) == {1} and not reference.attention_layers
+        assert not any(n.startswith(("up_blocks.2", "up_blocks.3")) for n in blocks)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    full = backbone.run(latents, 200, UNetCapture(with_attention=True, stop_early=False))
+    assert full is not None and full.shape == latents.shape
+
+
+# --- end to end ------------------------------------------------------------------------------------------------------
+
+
+def test_image_nodes_end_to_end(nodes, icm, comfy_sd2, reference_inputs, targets):
+    reference, summary = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+    assert summary.startswith("1 reference(s), 4 query tokens")
+    guidance, inter, intra = nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)
+    assert len(guidance) == 3 and inter.shape == intra.shape == (3, 70, 90, 3)
+    assert float(inter.min()) >= 0 and float(inter.max()) <= 1
+    alpha, foreground, rgba = nodes["MattingHead"]().matte(icm, guidance, targets)
+    assert alpha.shape == (3, 70, 90) and float(alpha.min()) >= 0 and float(alpha.max()) <= 1
+    torch.testing.assert_close(foreground, targets * alpha.unsqueeze(-1))
+    assert torch.equal(rgba[..., 3], alpha) and torch.equal(rgba[..., :3], targets)
+    again = nodes["MattingHead"]().matte(
+        icm, nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)[0], targets
+    )[0]
+    assert torch.equal(alpha, again)
+
+
+def test_conditioning_input_equals_clip_input(nodes, icm, comfy_sd2, reference_inputs):
+    model, vae, clip = comfy_sd2
+    via_clip, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+    conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(""))
+    via_conditioning = nodes["EncodeReferenceContext"]().encode(
+        icm, model, vae, *reference_inputs, "mask", 200, 4, 0, empty_conditioning=conditioning
+    )["result"][0]
+    assert torch.equal(via_clip.context.query, via_conditioning.context.query)
+    with pytest.raises(ValueError, match="connect the CLIP"):
+        nodes["EncodeReferenceContext"]().encode(icm, model, vae, *reference_inputs, "mask", 200, 4, 0)
+
+
+def test_points_prompt(nodes, icm, comfy_sd2, reference_inputs):
+    image, _ = reference_inputs
+    points = '[{"x": 56, "y": 40}, {"x": 100, "y": 50}]'
+    (mask,) = nodes["IconMattingPointsToMask"]().draw(image, points, 3, '[{"x": 100, "y": 50}]')
+    assert mask.shape == (1, 96, 160) and mask[0, 40, 56] == 1 and mask[0, 50, 100] == 0
+    with pytest.raises(ValueError, match="covers no whole"):
+        _encode(nodes, icm, comfy_sd2, image, mask, "mask")
+    reference, summary = _encode(nodes, icm, comfy_sd2, image, mask, "points")
+    assert "1 query tokens" in summary
+    with pytest.raises(ValueError, match="positive_points is not valid JSON"):
+        nodes["IconMattingPointsToMask"]().draw(image, "[{x: 1}]", 3)
+    with pytest.raises(ValueError, match="positive_points has no points"):
+        nodes["IconMattingPointsToMask"]().draw(image, "[]", 3)
+
+
+def test_box_prompt_and_combined_references(nodes, icm, comfy_sd2, reference_inputs):
+    image, mask = reference_inputs
+    (box,) = nodes["IconMattingBoxToMask"]().draw(image, 48, 24, 64, 48)
+    assert torch.equal(box, mask)
+    first, _ = _encode(nodes, icm, comfy_sd2, image, box, "box")
+    wide = torch.rand(1, 120, 300, 3)
+    second, _ = _encode(
+        nodes, icm, comfy_sd2, wide, nodes["IconMattingBoxToMask"]().draw(wide, 0, 0, 150, 120)[0], "box"
+    )
+    combined = nodes["IconMattingCombineReferences"]().combine(first, second)
+    assert combined["result"][0].context.query.shape[0] == first.context.query.shape[0] + second.context.query.shape[0]
+    assert combined["ui"]["text"][0].startswith("2 reference(s)")
+
+
+def test_apply_alpha(nodes):
+    image, alpha = torch.rand(2, 8, 9, 3), torch.rand(2, 8, 9)
+    foreground, rgba = nodes["IconMattingApplyAlpha"]().apply(image, alpha)
+    torch.testing.assert_close(foreground, image * alpha.unsqueeze(-1))
+    assert rgba.shape == (2, 8, 9, 4)
+    with pytest.raises(ValueError, match="does not fit image"):
+        nodes["IconMattingApplyAlpha"]().apply(image, alpha[..., :5])
+
+
+def test_head_refuses_other_images(nodes, icm, comfy_sd2, reference_inputs, targets):
+    reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+    guidance = nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)[0]
+    with pytest.raises(ValueError, match="target_image has 2 images but the guidance is for 3"):
+        nodes["MattingHead"]().matte(icm, guidance, targets[:2])
+
+
+# --- video -----------------------------------------------------------------------------------------------------------
+
+
+def test_video_in_chunks(nodes, icm, comfy_sd2, monkeypatch):
+    model, vae, clip = comfy_sd2
+    frames = torch.rand(5, 64, 80, 3, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(1, 64, 80)
+    mask[:, 8:56, 16:64] = 1
+    unet = model.model.diffusion_model
+    batches = []
+    original = type(unet).forward
+    monkeypatch.setattr(
+        type(unet), "forward", lambda self, x, *a, **k: batches.append(x.shape[0]) or original(self, x, *a, **k)
+    )
+    video = nodes["VideoInContextMatte"]()
+    one = video.matte(icm, model, vae, frames, mask, 2, "mask", 1, 200, 2, 0, clip=clip)["result"][0]
+    three = video.matte(icm, model, vae, frames, mask, 2, "mask", 3, 200, 2, 0, clip=clip)["result"][0]
+    assert one.shape == (5, 64, 80)
+    torch.testing.assert_close(one, three, rtol=1e-4, atol=1e-5)
+    assert max(batches) <= 8
+    # The marked frame as the target: its own matte is what the reference frame + mask give.
+    separate = video.matte(
+        icm, model, vae, frames[2:3], mask, 0, "mask", 1, 200, 2, 0, clip=clip, reference_image=frames[2:3]
+    )["result"][0]
+    torch.testing.assert_close(separate[0], one[2], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="reference_frame 7 is not a frame"):
+        video.matte(icm, model, vae, frames, mask, 7, "mask", 2, 200, 2, 0, clip=clip)
+    with pytest.raises(ValueError, match="reference_mask has 2 masks"):
+        video.matte(icm, model, vae, frames, mask.expand(2, -1, -1), 0, "mask", 2, 200, 2, 0, clip=clip)
+
+
+# --- the user's MODEL ------------------------------------------------------------------------------------------------
+
+
+def test_user_model_unchanged_after_runs_and_interruption(nodes, icm, comfy_sd2, reference_inputs, targets):
+    import comfy.model_management
+    import comfy.utils
+
+    model = comfy_sd2[0]
+    before, options = _unet_output(model), repr(model.model_options)
+    reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+    nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)
+    assert torch.equal(_unet_output(model), before) and repr(model.model_options) == options
+
+    updates = []
+
+    def cancel_after_first_pass(value, total, preview, node_id=None):
+        updates.append((value, total))
+        comfy.model_management.interrupt_current_processing()
+
+    comfy.utils.set_progress_bar_global_hook(cancel_after_first_pass)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert updates == [(2, 3)]  # cancelled between U-Net passes, after the first chunk of 2 targets
+    assert reference.backbone._current is None
+    assert torch.equal(_unet_output(model), before) and repr(model.model_options) == options
+
+
+def test_progress_reports_every_pass(nodes, icm, comfy_sd2, reference_inputs, targets):
+    import comfy.utils
+
+    updates = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
+    try:
+        reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+        nodes["InContextSimilarity"]().compute(reference, targets, 2, 0)
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert updates == [(1, 1), (3, 3)]  # reference pass; then 3 targets in one call of 3 x 2 latents
+
+
+# --- wrong models ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "model_type", "message"),
+    [
+        ("SD15", "EPS", r"SD15 \(EPS\), not Stable Diffusion 2.x"),
+        ("SDXL", "EPS", r"SDXL \(EPS\), not Stable Diffusion 2.x"),
+        ("SD21UnclipH", "V_PREDICTION", "not Stable Diffusion 2.x"),
+        ("SD20", "EPS", "SD2-base"),
+        ("Flux", "FLUX", r"Flux \(FLUX\)"),
+    ],
+)
+def test_wrong_model_family(pack, nodes, icm, comfy_sd2, reference_inputs, family, model_type, message):
+    from comfy_env import comfy_model
+
+    _, vae, clip = comfy_sd2
+    wrong = comfy_model(random_unet_vae("tiny", seed=0)[0], family, model_type)
+    with pytest.raises(ValueError, match=message) as info:
+        nodes["EncodeReferenceContext"]().encode(icm, wrong, vae, *reference_inputs, "mask", 200, 4, 0, clip=clip)
+    assert "Stable Diffusion 2.1 768-v" in str(info.value)
+
+
+def test_not_a_model_at_all(nodes, icm, comfy_sd2, reference_inputs):
+    _, vae, clip = comfy_sd2
+    with pytest.raises(ValueError, match="not a diffusion model"):
+        nodes["EncodeReferenceContext"]().encode(icm, vae, vae, *reference_inputs, "mask", 200, 4, 0, clip=clip)
