@@ -1,0 +1,158 @@
+"""The example workflows: up to date, parseable, only known node types, valid widget values, consistent links."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+
+# Core ComfyUI 0.3.64 nodes the workflows use: linked inputs, widgets (name -> allowed values, a (min, max) range,
+# or a type), and outputs, as /object_info lists them.
+CORE_NODES = {
+    "CheckpointLoaderSimple": {"inputs": {}, "widgets": {"ckpt_name": str}, "outputs": ["MODEL", "CLIP", "VAE"]},
+    "LoadImage": {"inputs": {}, "widgets": {"image": str}, "outputs": ["IMAGE", "MASK"]},
+    "LoadImageMask": {
+        "inputs": {},
+        "widgets": {"image": str, "channel": ["alpha", "red", "green", "blue"]},
+        "outputs": ["MASK"],
+    },
+    "LoadVideo": {"inputs": {}, "widgets": {"file": str}, "outputs": ["VIDEO"]},
+    "GetVideoComponents": {"inputs": {"video": "VIDEO"}, "widgets": {}, "outputs": ["IMAGE", "AUDIO", "FLOAT"]},
+    "CreateVideo": {
+        "inputs": {"images": "IMAGE", "audio": "AUDIO"},
+        "widgets": {"fps": (1.0, 120.0)},
+        "outputs": ["VIDEO"],
+    },
+    "SaveVideo": {
+        "inputs": {"video": "VIDEO"},
+        "widgets": {"filename_prefix": str, "format": ["auto", "mp4"], "codec": ["auto", "h264"]},
+        "outputs": [],
+    },
+    "SaveImage": {"inputs": {"images": "IMAGE"}, "widgets": {"filename_prefix": str}, "outputs": []},
+    "PreviewImage": {"inputs": {"images": "IMAGE"}, "widgets": {}, "outputs": []},
+    "MaskToImage": {"inputs": {"mask": "MASK"}, "widgets": {}, "outputs": ["IMAGE"]},
+}
+UPLOAD_NODES = {"LoadImage", "LoadImageMask", "LoadVideo"}
+MODEL_FILE_WIDGETS = {("LoadIconMattingModel", "model_name")}
+
+
+@pytest.fixture(scope="module")
+def builder():
+    spec = importlib.util.spec_from_file_location("build_workflows", WORKFLOWS / "build_workflows.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def schemas(pack, builder):
+    """Node type -> {"inputs": linked inputs, "widgets": [(name, spec)], "outputs": types} for ours and core."""
+    ours = {}
+    for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
+        specs = {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}
+        widgets = [(n, s) for n, s in specs.items() if isinstance(s[0], list) or s[0] in WIDGET_TYPES]
+        linked = {n: s[0] for n, s in specs.items() if not (isinstance(s[0], list) or s[0] in WIDGET_TYPES)}
+        ours[node_id] = {
+            "inputs": linked,
+            "widgets": widgets,
+            "outputs": list(cls.RETURN_TYPES),
+            "required": set(cls.INPUT_TYPES()["required"]),
+        }
+    return ours
+
+
+def _workflow_files(suffix: str) -> list[Path]:
+    return sorted(p for p in WORKFLOWS.glob("*.json") if p.name.endswith(".api.json") == (suffix == "api"))
+
+
+def test_committed_workflows_are_what_the_builder_writes(builder):
+    expected = {name: text for build in builder.WORKFLOWS for name, text in builder.render(build()).items()}
+    assert {p.name for p in WORKFLOWS.glob("*.json")} == set(expected)
+    for name, text in expected.items():
+        assert (WORKFLOWS / name).read_text() == text, f"{name} is stale: run python workflows/build_workflows.py"
+
+
+def test_builder_tables_match_the_node_schemas(builder, schemas):
+    for node_id in builder.WIDGETS.keys() & schemas.keys():
+        assert builder.WIDGETS[node_id] == [n for n, _ in schemas[node_id]["widgets"]], node_id
+        assert builder.INPUTS.get(node_id, []) == list(schemas[node_id]["inputs"].items()), node_id
+        assert [t for _, t in builder.OUTPUTS[node_id]] == schemas[node_id]["outputs"], node_id
+
+
+def _check_widget(where: str, spec, value) -> None:
+    if spec is str:
+        assert isinstance(value, str) and value, where
+    elif isinstance(spec, list):
+        assert value in spec, where
+    elif isinstance(spec, tuple) and all(isinstance(bound, (int, float)) for bound in spec):
+        assert spec[0] <= value <= spec[1], where
+    else:  # one of our INPUT_TYPES specs
+        kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+        if isinstance(kind, list):
+            assert value in kind, where
+        elif kind in ("INT", "FLOAT"):
+            assert isinstance(value, (int, float)) and options["min"] <= value <= options["max"], where
+        elif kind == "STRING":
+            assert isinstance(value, str), where
+
+
+def _widget_specs(node_type: str, schemas: dict) -> list[tuple[str, object]]:
+    if node_type in schemas:
+        return [(n, str if (node_type, n) in MODEL_FILE_WIDGETS else s) for n, s in schemas[node_type]["widgets"]]
+    return list(CORE_NODES[node_type]["widgets"].items())
+
+
+@pytest.mark.parametrize("path", _workflow_files("ui"), ids=lambda p: p.name)
+def test_ui_workflow(path, schemas):
+    graph = json.loads(path.read_text())
+    nodes = {node["id"]: node for node in graph["nodes"]}
+    known = schemas.keys() | CORE_NODES.keys()
+    for node in nodes.values():
+        assert node["type"] in known, node["type"]
+        values = list(node["widgets_values"])
+        if node["type"] in UPLOAD_NODES:
+            assert values.pop() == "image"
+        specs = _widget_specs(node["type"], schemas)
+        for name, spec in specs:
+            _check_widget(f"{path.name} #{node['id']} {name}", spec, values.pop(0))
+            if name == "seed":
+                assert values.pop(0) in ("fixed", "increment", "decrement", "randomize")
+        assert values == [], f"{path.name} #{node['id']}: extra widget values {values}"
+    for link_id, source, out_slot, target, in_slot, kind in graph["links"]:
+        out = nodes[source]["outputs"][out_slot]
+        into = nodes[target]["inputs"][in_slot]
+        assert out["type"] == into["type"] == kind and link_id in out["links"] and into["link"] == link_id
+    for node in nodes.values():
+        required = schemas[node["type"]]["required"] if node["type"] in schemas else set()
+        for socket in node["inputs"]:
+            assert socket["link"] is not None or socket["name"] not in required, (path.name, node["id"], socket)
+    assert graph["last_node_id"] == max(nodes) and graph["last_link_id"] == len(graph["links"])
+
+
+@pytest.mark.parametrize("path", _workflow_files("api"), ids=lambda p: p.name)
+def test_api_workflow(path, schemas):
+    prompt = json.loads(path.read_text())
+    ui = json.loads(path.with_name(path.name.replace(".api.json", ".json")).read_text())
+    assert {str(node["id"]) for node in ui["nodes"]} == set(prompt)
+    for node_id, node in prompt.items():
+        node_type = node["class_type"]
+        schema = schemas.get(node_type) or CORE_NODES[node_type]
+        linked = schema["inputs"]
+        widgets = dict(_widget_specs(node_type, schemas))
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):
+                source, slot = value
+                assert name in linked and prompt[source]["class_type"], (path.name, node_id, name)
+                source_type = prompt[source]["class_type"]
+                outputs = (schemas.get(source_type) or CORE_NODES[source_type])["outputs"]
+                assert outputs[slot] == linked[name], (path.name, node_id, name)
+            else:
+                _check_widget(f"{path.name} #{node_id} {name}", widgets[name], value)
+        assert schema.get("required", set()) <= node["inputs"].keys(), (path.name, node_id)

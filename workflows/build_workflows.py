@@ -1,0 +1,399 @@
+"""Writes the example workflows, each as a UI-format graph (drag and drop into ComfyUI) and its API-format twin.
+
+    python workflows/build_workflows.py          # rewrites workflows/*.json
+
+One description per workflow (nodes, widget values, links) produces both files, so the twins cannot drift apart;
+tests/test_workflows.py checks that the committed files are what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
+ICM_CHECKPOINT = "iconmatting.safetensors"
+SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}
+"""Node types with an INT named ``seed``: the frontend stores a control_after_generate value after it."""
+
+# Output sockets of every node type the workflows use: (name, type).
+OUTPUTS = {
+    "CheckpointLoaderSimple": [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    "LoadImage": [("IMAGE", "IMAGE"), ("MASK", "MASK")],
+    "LoadImageMask": [("MASK", "MASK")],
+    "LoadVideo": [("VIDEO", "VIDEO")],
+    "GetVideoComponents": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")],
+    "CreateVideo": [("VIDEO", "VIDEO")],
+    "MaskToImage": [("IMAGE", "IMAGE")],
+    "SaveImage": [],
+    "PreviewImage": [],
+    "SaveVideo": [],
+    "LoadIconMattingModel": [("iconmatting_model", "ICON_MATTING_MODEL")],
+    "EncodeReferenceContext": [("reference", "ICON_MATTING_REFERENCE")],
+    "InContextSimilarity": [
+        ("guidance", "ICON_MATTING_GUIDANCE"),
+        ("inter_similarity", "IMAGE"),
+        ("intra_similarity", "IMAGE"),
+    ],
+    "MattingHead": [("alpha", "MASK"), ("foreground", "IMAGE"), ("rgba", "IMAGE")],
+    "VideoInContextMatte": [("alpha", "MASK")],
+    "IconMattingBoxToMask": [("reference_mask", "MASK")],
+    "IconMattingPointsToMask": [("reference_mask", "MASK")],
+    "IconMattingApplyAlpha": [("foreground", "IMAGE"), ("rgba", "IMAGE")],
+}
+# Linked (non-widget) inputs of every node type, in slot order: (name, type).
+INPUTS = {
+    "SaveImage": [("images", "IMAGE")],
+    "PreviewImage": [("images", "IMAGE")],
+    "MaskToImage": [("mask", "MASK")],
+    "GetVideoComponents": [("video", "VIDEO")],
+    "CreateVideo": [("images", "IMAGE"), ("audio", "AUDIO")],
+    "SaveVideo": [("video", "VIDEO")],
+    "EncodeReferenceContext": [
+        ("iconmatting_model", "ICON_MATTING_MODEL"),
+        ("model", "MODEL"),
+        ("vae", "VAE"),
+        ("reference_image", "IMAGE"),
+        ("reference_mask", "MASK"),
+        ("clip", "CLIP"),
+        ("empty_conditioning", "CONDITIONING"),
+    ],
+    "InContextSimilarity": [("reference", "ICON_MATTING_REFERENCE"), ("target_image", "IMAGE")],
+    "MattingHead": [
+        ("iconmatting_model", "ICON_MATTING_MODEL"),
+        ("guidance", "ICON_MATTING_GUIDANCE"),
+        ("target_image", "IMAGE"),
+    ],
+    "VideoInContextMatte": [
+        ("iconmatting_model", "ICON_MATTING_MODEL"),
+        ("model", "MODEL"),
+        ("vae", "VAE"),
+        ("frames", "IMAGE"),
+        ("reference_mask", "MASK"),
+        ("clip", "CLIP"),
+        ("empty_conditioning", "CONDITIONING"),
+        ("reference_image", "IMAGE"),
+    ],
+    "IconMattingBoxToMask": [("reference_image", "IMAGE")],
+    "IconMattingPointsToMask": [("reference_image", "IMAGE")],
+    "IconMattingApplyAlpha": [("image", "IMAGE"), ("alpha", "MASK")],
+}
+# Widget names of every node type, in widgets_values order (API format names them).
+WIDGETS = {
+    "CheckpointLoaderSimple": ["ckpt_name"],
+    "LoadImage": ["image"],
+    "LoadImageMask": ["image", "channel"],
+    "LoadVideo": ["file"],
+    "CreateVideo": ["fps"],
+    "SaveImage": ["filename_prefix"],
+    "SaveVideo": ["filename_prefix", "format", "codec"],
+    "LoadIconMattingModel": ["model_name"],
+    "EncodeReferenceContext": ["prompt_type", "timestep", "ensemble_size", "seed"],
+    "InContextSimilarity": ["ensemble_size", "seed"],
+    "VideoInContextMatte": ["reference_frame", "prompt_type", "chunk_size", "timestep", "ensemble_size", "seed"],
+    "IconMattingBoxToMask": ["x", "y", "width", "height"],
+    "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
+}
+UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
+"""Node types whose upload button stores a trailing "image" entry in widgets_values."""
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    widgets: dict = field(default_factory=dict)
+    column: int = 0
+    row: int = 0
+    title: str | None = None
+
+
+@dataclass
+class Workflow:
+    name: str
+    title: str
+    nodes: list[Node]
+    links: list[tuple[int, str, int, str]]
+    """(source node, output name, target node, input name)."""
+
+
+def _widgets_values(node: Node) -> list:
+    values = []
+    for name in WIDGETS.get(node.type, []):
+        values.append(node.widgets[name])
+        if name == "seed" and node.type in SEEDED:
+            values.append("fixed")
+    if node.type in UPLOAD_WIDGETS:
+        values.append("image")
+    return values
+
+
+def ui_format(workflow: Workflow) -> dict:
+    """The LiteGraph graph the ComfyUI frontend saves and loads."""
+    by_id = {node.id: node for node in workflow.nodes}
+    link_rows, inputs, outputs = [], {}, {}
+    for link_id, (source, output, target, name) in enumerate(workflow.links, start=1):
+        out_slot = [n for n, _ in OUTPUTS[by_id[source].type]].index(output)
+        in_slot = [n for n, _ in INPUTS[by_id[target].type]].index(name)
+        kind = OUTPUTS[by_id[source].type][out_slot][1]
+        link_rows.append([link_id, source, out_slot, target, in_slot, kind])
+        inputs[(target, name)] = link_id
+        outputs.setdefault((source, output), []).append(link_id)
+    nodes = []
+    for order, node in enumerate(sorted(workflow.nodes, key=lambda n: (n.column, n.row))):
+        entry = {
+            "id": node.id,
+            "type": node.type,
+            "pos": [40 + 380 * node.column, 40 + 260 * node.row],
+            "size": [340, 220],
+            "flags": {},
+            "order": order,
+            "mode": 0,
+            "inputs": [{"name": n, "type": t, "link": inputs.get((node.id, n))} for n, t in INPUTS.get(node.type, [])],
+            "outputs": [
+                {"name": n, "type": t, "links": outputs.get((node.id, n), []), "slot_index": i}
+                for i, (n, t) in enumerate(OUTPUTS[node.type])
+            ],
+            "properties": {"Node name for S&R": node.type},
+            "widgets_values": _widgets_values(node),
+        }
+        if node.title:
+            entry["title"] = node.title
+        nodes.append(entry)
+    return {
+        "last_node_id": max(by_id),
+        "last_link_id": len(link_rows),
+        "nodes": sorted(nodes, key=lambda n: n["id"]),
+        "links": link_rows,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "iconmatting_example": workflow.title},
+        "version": 0.4,
+    }
+
+
+def api_format(workflow: Workflow) -> dict:
+    """The prompt ComfyUI's /prompt endpoint runs: widget values and links by input name."""
+    by_id = {node.id: node for node in workflow.nodes}
+    prompt = {}
+    for node in sorted(workflow.nodes, key=lambda n: n.id):
+        inputs = {name: node.widgets[name] for name in WIDGETS.get(node.type, [])}
+        for source, output, target, name in workflow.links:
+            if target == node.id:
+                inputs[name] = [str(source), [n for n, _ in OUTPUTS[by_id[source].type]].index(output)]
+        prompt[str(node.id)] = {"class_type": node.type, "inputs": inputs, "_meta": {"title": node.title or node.type}}
+    return prompt
+
+
+def _sd_and_model(column: int = 0) -> list[Node]:
+    return [
+        Node(1, "CheckpointLoaderSimple", {"ckpt_name": SD_CHECKPOINT}, column, 0, "SD2.1 768-v"),
+        Node(2, "LoadIconMattingModel", {"model_name": ICM_CHECKPOINT}, column, 1),
+    ]
+
+
+def _encode(node_id: int, prompt_type: str = "mask", column: int = 2) -> Node:
+    return Node(
+        node_id,
+        "EncodeReferenceContext",
+        {"prompt_type": prompt_type, "timestep": 200, "ensemble_size": 4, "seed": 0},
+        column,
+        0,
+    )
+
+
+def _sd_links(encode: int) -> list[tuple[int, str, int, str]]:
+    return [
+        (2, "iconmatting_model", encode, "iconmatting_model"),
+        (1, "MODEL", encode, "model"),
+        (1, "VAE", encode, "vae"),
+        (1, "CLIP", encode, "clip"),
+    ]
+
+
+def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encode: int) -> tuple[list, list]:
+    """LoadImage -> In-Context Similarity -> Matting Head -> SaveImage (RGBA)."""
+    load, similarity, head, save = first_id, first_id + 1, first_id + 2, first_id + 3
+    nodes = [
+        Node(load, "LoadImage", {"image": target_image}, 1, row + 2, f"Target {target_image}"),
+        Node(similarity, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, row),
+        Node(head, "MattingHead", {}, 4, row),
+        Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row),
+    ]
+    links = [
+        (encode, "reference", similarity, "reference"),
+        (load, "IMAGE", similarity, "target_image"),
+        (2, "iconmatting_model", head, "iconmatting_model"),
+        (similarity, "guidance", head, "guidance"),
+        (load, "IMAGE", head, "target_image"),
+        (head, "rgba", save, "images"),
+    ]
+    return nodes, links
+
+
+def fig1_one_reference_many_domains() -> Workflow:
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(
+            4,
+            "LoadImageMask",
+            {"image": "icm_reference_mask.png", "channel": "red"},
+            1,
+            1,
+            "Reference mask (white = object)",
+        ),
+        _encode(5),
+    ]
+    links = [*_sd_links(5), (3, "IMAGE", 5, "reference_image"), (4, "MASK", 5, "reference_mask")]
+    for i, target in enumerate(["icm_target_photo.png", "icm_target_painting.png", "icm_target_render.png"]):
+        branch_nodes, branch_links = _matte_branch(10 + 4 * i, target, i, f"iconmatting/fig1_{i}", 5)
+        nodes += branch_nodes
+        links += branch_links
+    return Workflow("fig1_one_reference_many_domains", "Fig. 1: one reference, targets across domains", nodes, links)
+
+
+def fig8_same_instance_other_views() -> Workflow:
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_instance_view1.png"}, 1, 0, "Reference view"),
+        Node(
+            4, "IconMattingBoxToMask", {"x": 160, "y": 96, "width": 320, "height": 384}, 1, 1, "Box around the instance"
+        ),
+        _encode(5, "box"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 4, "reference_image"),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "reference_mask", 5, "reference_mask"),
+    ]
+    for i, target in enumerate(["icm_instance_view2.png", "icm_instance_view3.png"]):
+        branch_nodes, branch_links = _matte_branch(10 + 4 * i, target, i, f"iconmatting/fig8_{i}", 5)
+        nodes += branch_nodes
+        links += branch_links
+    return Workflow(
+        "fig8_same_instance_other_views", "Fig. 8: the same instance in other views (box prompt)", nodes, links
+    )
+
+
+def fig10_similarity_maps() -> Workflow:
+    points = '[{"x": 256, "y": 192}, {"x": 300, "y": 260}]'
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(
+            4,
+            "IconMattingPointsToMask",
+            {"positive_points": points, "radius": 16, "negative_points": "[]"},
+            1,
+            1,
+            "Clicked points (Points Editor JSON)",
+        ),
+        _encode(5, "points"),
+        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 1, 2, "Target"),
+        Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 0),
+        Node(8, "PreviewImage", {}, 4, 0, "Inter-similarity"),
+        Node(9, "PreviewImage", {}, 4, 1, "Intra-similarity"),
+        Node(10, "MattingHead", {}, 4, 2),
+        Node(11, "MaskToImage", {}, 5, 2),
+        Node(12, "PreviewImage", {}, 6, 2, "Alpha"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 4, "reference_image"),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "reference_mask", 5, "reference_mask"),
+        (5, "reference", 7, "reference"),
+        (6, "IMAGE", 7, "target_image"),
+        (7, "inter_similarity", 8, "images"),
+        (7, "intra_similarity", 9, "images"),
+        (2, "iconmatting_model", 10, "iconmatting_model"),
+        (7, "guidance", 10, "guidance"),
+        (6, "IMAGE", 10, "target_image"),
+        (10, "alpha", 11, "mask"),
+        (11, "IMAGE", 12, "images"),
+    ]
+    return Workflow("fig10_similarity_maps", "Fig. 10: inter- and intra-similarity maps (point prompt)", nodes, links)
+
+
+def fig6_video_from_one_frame() -> Workflow:
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadVideo", {"file": "icm_video.mp4"}, 1, 0, "Video"),
+        Node(4, "GetVideoComponents", {}, 2, 0),
+        Node(
+            5,
+            "LoadImageMask",
+            {"image": "icm_video_mask.png", "channel": "red"},
+            1,
+            1,
+            "Mask of frame 0 (white = object)",
+        ),
+        Node(
+            6,
+            "VideoInContextMatte",
+            {
+                "reference_frame": 0,
+                "prompt_type": "mask",
+                "chunk_size": 4,
+                "timestep": 200,
+                "ensemble_size": 4,
+                "seed": 0,
+            },
+            3,
+            0,
+        ),
+        Node(7, "IconMattingApplyAlpha", {}, 4, 0),
+        Node(8, "CreateVideo", {"fps": 24.0}, 5, 0, "Foreground video"),
+        Node(
+            9, "SaveVideo", {"filename_prefix": "video/iconmatting_foreground", "format": "auto", "codec": "auto"}, 6, 0
+        ),
+        Node(10, "MaskToImage", {}, 4, 1),
+        Node(11, "CreateVideo", {"fps": 24.0}, 5, 1, "Matte video"),
+        Node(12, "SaveVideo", {"filename_prefix": "video/iconmatting_matte", "format": "auto", "codec": "auto"}, 6, 1),
+    ]
+    links = [
+        (2, "iconmatting_model", 6, "iconmatting_model"),
+        (1, "MODEL", 6, "model"),
+        (1, "VAE", 6, "vae"),
+        (1, "CLIP", 6, "clip"),
+        (3, "VIDEO", 4, "video"),
+        (4, "images", 6, "frames"),
+        (5, "MASK", 6, "reference_mask"),
+        (4, "images", 7, "image"),
+        (6, "alpha", 7, "alpha"),
+        (7, "foreground", 8, "images"),
+        (8, "VIDEO", 9, "video"),
+        (6, "alpha", 10, "mask"),
+        (10, "IMAGE", 11, "images"),
+        (11, "VIDEO", 12, "video"),
+    ]
+    return Workflow("fig6_video_from_one_frame", "Fig. 6: every frame of a video from one marked frame", nodes, links)
+
+
+WORKFLOWS = [
+    fig1_one_reference_many_domains,
+    fig8_same_instance_other_views,
+    fig10_similarity_maps,
+    fig6_video_from_one_frame,
+]
+
+
+def render(workflow: Workflow) -> dict[str, str]:
+    """File name -> JSON text of both formats."""
+    dump = lambda data: json.dumps(data, indent=1) + "\n"  # noqa: E731
+    return {f"{workflow.name}.json": dump(ui_format(workflow)), f"{workflow.name}.api.json": dump(api_format(workflow))}
+
+
+def main() -> None:
+    for build in WORKFLOWS:
+        for name, text in render(build()).items():
+            (HERE / name).write_text(text)
+            print(HERE / name)
+
+
+if __name__ == "__main__":
+    main()
