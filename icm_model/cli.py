@@ -1,4 +1,4 @@
-"""``python -m icm_model``: in-context matting of a folder of images, and checkpoint conversion."""
+"""``python -m icm_model``: in-context matting of a folder of images, dataset evaluation, checkpoint conversion."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import convert_checkpoint, load_decoder
 from .config import DecoderConfig
+from .evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation, write_outputs
 from .image_io import list_images, load_image, load_mask, save_alpha
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress
@@ -26,15 +27,20 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``precision`` with 'auto' resolved: fp16 on CUDA, fp32 elsewhere."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 def load_matting(
     sd_folder: Path, checkpoint: Path, device: torch.device, precision: str, max_batch: int = DEFAULT_MAX_BATCH
 ) -> InContextMatting:
     """SD2.1 (diffusers folder) + IconMatting checkpoint, ready to matte. ``precision`` 'auto': fp16 on CUDA."""
     from .diffusers_backbone import DiffusersBackbone
 
-    if precision == "auto":
-        precision = "fp16" if device.type == "cuda" else "fp32"
-    backbone = DiffusersBackbone.from_pretrained(sd_folder, device, PRECISIONS[precision])
+    backbone = DiffusersBackbone.from_pretrained(sd_folder, device, PRECISIONS[resolve_precision(precision, device)])
     return InContextMatting(backbone, load_decoder(checkpoint).to(device), max_batch)
 
 
@@ -85,12 +91,49 @@ def matte_folder(
     return written
 
 
+def evaluate_dataset(args: argparse.Namespace) -> str:
+    """The ``evaluate`` subcommand: tables, report and contact sheet in ``args.out``; returns a summary line."""
+    settings = EvaluationSettings(args.references, args.seed, args.timestep, args.ensemble)
+    if args.worst < 0:
+        raise ValueError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
+    plan = plan_evaluation(discover_dataset(args.dataset), settings.references, settings.seed)
+    if plan.skipped:
+        print(f"warning: skipping single-image groups (no reference): {', '.join(plan.skipped)}", file=sys.stderr)
+    device = _device(args.device)
+    matting = load_matting(args.sd, args.icm, device, args.precision, args.max_batch)
+    progress = TextProgress(plan.target_count, "evaluating")
+    alpha_dir = args.out / "alpha" if args.save_alpha else None
+    results = evaluate(matting, plan, settings, on_target=progress.update, alpha_dir=alpha_dir)
+    details = {
+        "dataset": str(args.dataset),
+        "SD2.1": str(args.sd),
+        "checkpoint": str(args.icm),
+        "device": str(device),
+        "precision": resolve_precision(args.precision, device),
+    }
+    write_outputs(args.out, plan, results, settings, details, args.worst)
+    mean_sad = sum(r.metrics.sad for r in results) / len(results)
+    return f"{len(results)} targets in {len(plan.groups)} groups, mean SAD {mean_sad:.4g}: see {args.out / 'report.md'}"
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every subcommand that runs the model."""
+    parser.add_argument("--sd", type=Path, required=True, help="diffusers-format Stable Diffusion 2.1 (768-v) folder")
+    parser.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
+    parser.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="U-Net precision")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most latents per U-Net call")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m icm_model", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     matte = commands.add_parser("matte", help="matte every target image like the marked reference object")
-    matte.add_argument("--sd", type=Path, required=True, help="diffusers-format Stable Diffusion 2.1 (768-v) folder")
-    matte.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
+    _add_model_arguments(matte)
     matte.add_argument(
         "--reference", type=Path, action="append", required=True, help="reference image (repeat for several references)"
     )
@@ -102,13 +145,14 @@ def _parser() -> argparse.ArgumentParser:
         help="mask of the object on the reference (white = object), one per --reference",
     )
     matte.add_argument("--targets", type=Path, required=True, help="target image or folder of images")
-    matte.add_argument("--out", type=Path, required=True, help="folder for the alpha PNGs")
-    matte.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
-    matte.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
-    matte.add_argument("--seed", type=int, default=0)
-    matte.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    matte.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="U-Net precision")
-    matte.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most latents per U-Net call")
+    evaluation = commands.add_parser(
+        "evaluate", help="measure SAD, MSE, Grad and Conn on a dataset laid out like ICM-57 (image/, alpha/, trimap/)"
+    )
+    _add_model_arguments(evaluation)
+    evaluation.add_argument("--dataset", type=Path, required=True, help="folder with image/, alpha/, optional trimap/")
+    evaluation.add_argument("--references", type=int, default=1, help="references per group, 1 to 4 (seeded choice)")
+    evaluation.add_argument("--worst", type=int, default=8, help="images of highest SAD on worst.png (0: none)")
+    evaluation.add_argument("--save-alpha", action="store_true", help="also save the predicted alphas in OUT/alpha/")
     convert = commands.add_parser("convert", help="convert an IconMatting checkpoint to .safetensors")
     convert.add_argument("source", type=Path)
     convert.add_argument("destination", type=Path)
@@ -127,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "convert":
             config = DecoderConfig.from_official(json.loads(args.config.read_text())) if args.config else None
             print(convert_checkpoint(args.source, args.destination, config))
+            return 0
+        if args.command == "evaluate":
+            print(evaluate_dataset(args))
             return 0
         targets = list_images(args.targets)
         matting = load_matting(args.sd, args.icm, _device(args.device), args.precision, args.max_batch)

@@ -1,6 +1,7 @@
 """The ComfyUI nodes of the pack: the only code that imports ComfyUI."""
 
 from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
+from .metrics_nodes import IconMattingMetrics
 from .model_nodes import LoadIconMattingModel, register_model_folder
 from .reference_nodes import (
     EncodeReferenceContext,
@@ -23,6 +24,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingPointsToMask": IconMattingPointsToMask,
     "IconMattingBoxToMask": IconMattingBoxToMask,
     "IconMattingApplyAlpha": IconMattingApplyAlpha,
+    "IconMattingMetrics": IconMattingMetrics,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -34,4 +36,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingPointsToMask": "Points to Reference Mask (IconMatting)",
     "IconMattingBoxToMask": "Box to Reference Mask (IconMatting)",
     "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
+    "IconMattingMetrics": "Matting Metrics (IconMatting)",
 }

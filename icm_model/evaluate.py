@@ -1,0 +1,506 @@
+"""Evaluating in-context matting on a dataset laid out like ICM-57: per-image, per-group and overall metrics.
+
+Dataset folder:
+
+* ``image/``: the images, any of :data:`~icm_model.image_io.IMAGE_SUFFIXES`.
+* ``alpha/``: the ground-truth alpha of every image: same file stem (any image suffix), same size; white = foreground.
+* ``trimap/`` (optional): trimaps with the same stems, 0 = background, 128 = unknown, 255 = foreground. An image with a
+  trimap is measured over the trimap's unknown pixels, one without over the whole image (the ``region`` column).
+
+Groups: ICM-57 names its files by group. The group of a file is its stem without a trailing number and the ``_`` or
+``-`` before it (``cat_01``, ``cat-2`` and ``cat3`` are all in group ``cat``; ``cat_01_02`` is in ``cat_01``); a stem
+that is only digits is its own group. Names are case-sensitive.
+
+References: in every group, ``min(references, group size - 1)`` images are drawn with
+``random.Random(f"{seed}/{group}")`` from the sorted stems, so the choice depends only on the seed, the group's name
+and its files (not on other groups, listing order or OS). Their ground-truth alpha is the reference mask (the pipeline
+takes alpha > 0.5 as the RoI); the other images of the group are the targets. A group of a single image has nothing to
+serve as reference: it is skipped and listed in the report. The same seed also seeds the pipeline's noise.
+
+Metrics (:mod:`icm_model.metrics`, the paper's definitions) compare the unrounded predicted alpha with the ground
+truth. Per-group and overall values are means over target images: the overall mean weighs every target once, so it is
+not the mean of the group means.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from .image_io import IMAGE_SUFFIXES, load_image, load_mask, save_alpha
+from .metrics import MattingMetrics, alpha_to_255, compute_metrics
+from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
+
+MAX_REFERENCES = 4
+METRIC_NAMES = ("sad", "mse", "grad", "conn")
+REGION_TRIMAP = "trimap unknown"
+REGION_WHOLE = "whole image"
+PANEL_SIZE = (200, 160)
+"""(width, height) of each picture of the contact sheet; the picture is scaled to fit and centred."""
+SHEET_GAP = 4
+SHEET_LABEL_HEIGHT = 16
+SHEET_COLUMNS = ("image", "ground truth", "prediction")
+_PANEL_BACKGROUND = (48, 48, 48)
+_EXIF_ORIENTATION = 0x0112
+_TRAILING_NUMBER = re.compile(r"[_-]?\d+$")
+_UNKNOWN_TOLERANCE = 0.5
+
+
+def group_of(stem: str) -> str:
+    """The ICM-57 group of a file stem: the stem without a trailing number and its ``_``/``-`` separator."""
+    return _TRAILING_NUMBER.sub("", stem) or stem
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of the dataset: its stem, its group and its files (``trimap`` is ``None`` when it has none)."""
+
+    name: str
+    group: str
+    image: Path
+    alpha: Path
+    trimap: Path | None
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """The references and the targets of one group, both in stem order."""
+
+    name: str
+    references: tuple[Sample, ...]
+    targets: tuple[Sample, ...]
+
+    @property
+    def reference_names(self) -> tuple[str, ...]:
+        return tuple(sample.name for sample in self.references)
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """Every group that can be evaluated (sorted by name) and the single-image groups that cannot."""
+
+    groups: tuple[GroupPlan, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def target_count(self) -> int:
+        return sum(len(group.targets) for group in self.groups)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """References per group (1..4, capped at group size - 1), seed (reference choice and noise), timestep, ensemble."""
+
+    references: int = 1
+    seed: int = 0
+    timestep: int = DEFAULT_TIMESTEP
+    ensemble: int = DEFAULT_ENSEMBLE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.references <= MAX_REFERENCES:
+            raise ValueError(f"references must be 1 to {MAX_REFERENCES} per group, got {self.references}")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The metrics of one target, with the references used and a contact-sheet picture of its prediction."""
+
+    sample: Sample
+    references: tuple[str, ...]
+    width: int
+    height: int
+    metrics: MattingMetrics
+    preview: Image.Image = field(repr=False, compare=False)
+
+    @property
+    def region(self) -> str:
+        return REGION_WHOLE if self.sample.trimap is None else REGION_TRIMAP
+
+
+# --- the dataset ------------------------------------------------------------------------------------------------
+
+
+def discover_dataset(root: str | Path) -> list[Sample]:
+    """The samples of a dataset folder (see the module docstring), sorted by stem.
+
+    Raises ``ValueError`` for a missing ``image/`` or ``alpha/`` folder, no images, two files of one stem, an image
+    without alpha, or an alpha or trimap whose size differs from its image's. Only file headers are read.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"dataset {str(root)!r} is not a folder")
+    for required in ("image", "alpha"):
+        if not (root / required).is_dir():
+            raise ValueError(
+                f"dataset {str(root)!r} has no {required}/ folder: lay it out like ICM-57 "
+                "(image/, alpha/ and optionally trimap/, files of one image sharing a stem)"
+            )
+    images = _files_by_stem(root / "image")
+    if not images:
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(root / 'image')!r}")
+    alphas = _files_by_stem(root / "alpha")
+    trimaps = _files_by_stem(root / "trimap") if (root / "trimap").is_dir() else {}
+    samples = []
+    for stem, image in sorted(images.items()):
+        if stem not in alphas:
+            raise ValueError(f"image {str(image)!r} has no ground truth: add alpha/{stem}.png (any image suffix)")
+        size = _oriented_size(image, "image")
+        for what, path in (("alpha", alphas[stem]), ("trimap", trimaps.get(stem))):
+            if path is not None and _oriented_size(path, what) != size:
+                width, height = _oriented_size(path, what)
+                raise ValueError(
+                    f"{what} {str(path)!r} is {width}x{height} but its image is {size[0]}x{size[1]} (width x height): "
+                    f"the {what} must have its image's size"
+                )
+        samples.append(Sample(stem, group_of(stem), image, alphas[stem], trimaps.get(stem)))
+    return samples
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if not (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+            continue
+        if path.stem in files:
+            raise ValueError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
+        files[path.stem] = path
+    return files
+
+
+def _oriented_size(path: Path, what: str) -> tuple[int, int]:
+    """(width, height) once the EXIF orientation is applied (as the image loaders do), from the file header."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{what} {str(path)!r} is not a readable image ({error})") from error
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+# --- the plan ---------------------------------------------------------------------------------------------------
+
+
+def choose_references(group: str, names: Iterable[str], count: int, seed: int) -> list[str]:
+    """``min(count, len(names) - 1)`` stems of a group, drawn by ``random.Random(f"{seed}/{group}")``, sorted.
+
+    The draw is from the sorted names, so it depends only on ``seed``, ``group`` and the set of names.
+    """
+    names = sorted(names)
+    if len(names) < 2:
+        raise ValueError(f"group {group!r} has {len(names)} image(s): in-context matting needs at least two")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    return sorted(random.Random(f"{seed}/{group}").sample(names, min(count, len(names) - 1)))
+
+
+def plan_evaluation(samples: Sequence[Sample], references: int, seed: int) -> EvaluationPlan:
+    """Splits every group into references and targets (see :func:`choose_references`); skips single-image groups."""
+    groups: dict[str, list[Sample]] = {}
+    for sample in sorted(samples, key=lambda s: s.name):
+        groups.setdefault(sample.group, []).append(sample)
+    plans, skipped = [], []
+    for name, members in sorted(groups.items()):
+        if len(members) < 2:
+            skipped.append(name)
+            continue
+        chosen = set(choose_references(name, (s.name for s in members), references, seed))
+        plans.append(
+            GroupPlan(
+                name,
+                tuple(s for s in members if s.name in chosen),
+                tuple(s for s in members if s.name not in chosen),
+            )
+        )
+    if not plans:
+        raise ValueError(
+            f"no group has two or more images ({len(skipped)} single-image groups): name the files of a group "
+            "like cat_01, cat_02 (see the group rule of icm_model.evaluate)"
+        )
+    return EvaluationPlan(tuple(plans), tuple(skipped))
+
+
+# --- running the model ------------------------------------------------------------------------------------------
+
+
+def evaluate(
+    matting: InContextMatting,
+    plan: EvaluationPlan,
+    settings: EvaluationSettings,
+    *,
+    on_target: Callable[[int], None] | None = None,
+    alpha_dir: Path | None = None,
+) -> list[ImageResult]:
+    """Mattes every target of ``plan`` (reference encoded once per group) and measures it, in plan order.
+
+    ``on_target(1)`` is called after each target; with ``alpha_dir`` the predicted alphas are saved there as
+    ``<stem>.png``.
+    """
+    if alpha_dir is not None:
+        alpha_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for group in plan.groups:
+        context = _reference_context(matting, group, settings)
+        for sample in group.targets:
+            image = load_image(sample.image, "image")
+            alpha = matting.matte(context, image, ensemble=settings.ensemble, seed=settings.seed)[0, 0]
+            if alpha_dir is not None:
+                save_alpha(alpha_dir / f"{sample.name}.png", alpha)
+            results.append(_measure(sample, group.reference_names, alpha))
+            if on_target is not None:
+                on_target(1)
+    return results
+
+
+def _reference_context(matting: InContextMatting, group: GroupPlan, settings: EvaluationSettings) -> ReferenceContext:
+    """The union of the contexts of the group's references, each masked by its ground-truth alpha."""
+    contexts = []
+    for sample in group.references:
+        try:
+            contexts.append(
+                matting.encode_reference(
+                    load_image(sample.image, "reference image"),
+                    load_mask(sample.alpha, "reference alpha"),
+                    timestep=settings.timestep,
+                    ensemble=settings.ensemble,
+                    seed=settings.seed,
+                )
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"group {group.name!r}: reference {sample.name!r} ({str(sample.alpha)!r}) cannot be used: {error}; "
+                "fix its alpha or pick other references with another seed"
+            ) from error
+    return reduce(ReferenceContext.union, contexts)
+
+
+def _measure(sample: Sample, references: tuple[str, ...], alpha: torch.Tensor) -> ImageResult:
+    """Metrics of a predicted alpha ``[H, W]`` in [0, 1] against the sample's ground truth (and trimap)."""
+    truth = load_mask(sample.alpha, "alpha")[0]
+    trimap = None if sample.trimap is None else _load_trimap(sample.trimap)
+    metrics = compute_metrics(alpha_to_255(alpha), alpha_to_255(truth), trimap)
+    height, width = alpha.shape
+    return ImageResult(sample, references, width, height, metrics, _panel(_to_pil(alpha)))
+
+
+def _load_trimap(path: Path) -> np.ndarray:
+    """A trimap file as ``(H, W)`` float64 in 0..255; refused if it has no unknown (128) pixel."""
+    trimap = alpha_to_255(load_mask(path, "trimap")[0])
+    if not (np.abs(trimap - 128.0) <= _UNKNOWN_TOLERANCE).any():
+        raise ValueError(
+            f"trimap {str(path)!r} has no unknown (128) pixels: fix it, or delete it to measure the whole image"
+        )
+    return trimap
+
+
+# --- tables -----------------------------------------------------------------------------------------------------
+
+
+def format_value(value: str | int | float) -> str:
+    """A table cell for people: floats with 4 significant digits, anything else as is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str | int | float]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped, floats via :func:`format_value`)."""
+
+    def line(cells: Iterable[str | int | float]) -> str:
+        return "| " + " | ".join(format_value(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    return "\n".join([line(headers), "|" + "---|" * len(headers), *(line(row) for row in rows)])
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of cells under headers; CSV keeps floats at full precision, Markdown rounds them."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str | int | float, ...], ...]
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(self.headers)
+            writer.writerows(self.rows)
+
+    def markdown(self) -> str:
+        return markdown_table(self.headers, self.rows)
+
+
+def _means(results: Sequence[ImageResult]) -> tuple[float, ...]:
+    return tuple(float(np.mean([getattr(r.metrics, name) for r in results])) for name in METRIC_NAMES)
+
+
+def _joined(names: Iterable[str]) -> str:
+    return " ".join(names)
+
+
+def per_image_table(results: Sequence[ImageResult]) -> Table:
+    """One row per target: image, group, references, region, width, height and the four metrics."""
+    headers = ("image", "group", "references", "region", "width", "height", *METRIC_NAMES)
+    rows = tuple(
+        (
+            r.sample.name,
+            r.sample.group,
+            _joined(r.references),
+            r.region,
+            r.width,
+            r.height,
+            *r.metrics.as_dict().values(),
+        )
+        for r in results
+    )
+    return Table(headers, rows)
+
+
+def per_group_table(plan: EvaluationPlan, results: Sequence[ImageResult]) -> Table:
+    """One row per evaluated group: image and target counts, references, and the means over its targets."""
+    rows = []
+    for group in plan.groups:
+        members = [r for r in results if r.sample.group == group.name]
+        images = len(group.references) + len(group.targets)
+        rows.append((group.name, images, len(members), _joined(group.reference_names), *_means(members)))
+    return Table(("group", "images", "targets", "references", *METRIC_NAMES), tuple(rows))
+
+
+def overall_table(plan: EvaluationPlan, results: Sequence[ImageResult]) -> Table:
+    """One row: groups evaluated and skipped, targets, and the means over every target."""
+    row = (len(plan.groups), len(plan.skipped), len(results), *_means(results))
+    return Table(("groups", "skipped_groups", "targets", *METRIC_NAMES), (row,))
+
+
+# --- the contact sheet ------------------------------------------------------------------------------------------
+
+
+def worst_results(results: Sequence[ImageResult], count: int) -> list[ImageResult]:
+    """The ``count`` results of highest SAD, worst first (ties by image name)."""
+    return sorted(results, key=lambda r: (-r.metrics.sad, r.sample.name))[:count]
+
+
+def contact_sheet(results: Sequence[ImageResult]) -> Image.Image:
+    """RGB sheet: a header row, then per result a label (rank, name, group, SAD) over image | ground truth | prediction.
+
+    Size, with ``(panel_width, panel_height) = PANEL_SIZE``: ``3 * panel_width + 4 * SHEET_GAP`` wide,
+    ``2 * SHEET_GAP + SHEET_LABEL_HEIGHT + len(results) * (SHEET_LABEL_HEIGHT + panel_height + SHEET_GAP)`` high.
+    """
+    panel_width, panel_height = PANEL_SIZE
+    row_height = SHEET_LABEL_HEIGHT + panel_height + SHEET_GAP
+    width = len(SHEET_COLUMNS) * panel_width + (len(SHEET_COLUMNS) + 1) * SHEET_GAP
+    height = SHEET_GAP + SHEET_LABEL_HEIGHT + SHEET_GAP + len(results) * row_height
+    sheet = Image.new("RGB", (width, height), (0, 0, 0))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for column, title in enumerate(SHEET_COLUMNS):
+        draw.text((SHEET_GAP + column * (panel_width + SHEET_GAP), SHEET_GAP), title, fill=(200, 200, 200), font=font)
+    for rank, result in enumerate(results):
+        top = SHEET_GAP + SHEET_LABEL_HEIGHT + SHEET_GAP + rank * row_height
+        label = f"{rank + 1}. {result.sample.name} [{result.sample.group}]  SAD {format_value(result.metrics.sad)}"
+        draw.text((SHEET_GAP, top), label, fill=(255, 255, 255), font=font)
+        panels = (
+            _panel(_to_pil(load_image(result.sample.image, "image")[0])),
+            _panel(_to_pil(load_mask(result.sample.alpha, "alpha")[0])),
+            result.preview,
+        )
+        for column, panel in enumerate(panels):
+            sheet.paste(panel, (SHEET_GAP + column * (panel_width + SHEET_GAP), top + SHEET_LABEL_HEIGHT))
+    return sheet
+
+
+def _to_pil(x: torch.Tensor) -> Image.Image:
+    """``[3, H, W]`` or ``[H, W]`` in [0, 1] -> an 8-bit RGB or grayscale PIL image."""
+    array = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(array if array.ndim == 2 else array.transpose(1, 2, 0))
+
+
+def _panel(image: Image.Image) -> Image.Image:
+    """``image`` scaled to fit :data:`PANEL_SIZE` and centred on dark grey (RGB)."""
+    return ImageOps.pad(image.convert("RGB"), PANEL_SIZE, Image.Resampling.BILINEAR, color=_PANEL_BACKGROUND)
+
+
+# --- the output folder ------------------------------------------------------------------------------------------
+
+
+def write_outputs(
+    out: Path,
+    plan: EvaluationPlan,
+    results: Sequence[ImageResult],
+    settings: EvaluationSettings,
+    details: Mapping[str, str],
+    worst: int,
+) -> list[Path]:
+    """Writes ``per_image.csv``, ``per_group.csv``, ``overall.csv``, ``report.md`` and (``worst`` > 0) ``worst.png``.
+
+    ``details`` (dataset, checkpoint, device, ...) go into the report's settings table with ``settings``.
+    Returns the paths written.
+    """
+    if worst < 0:
+        raise ValueError(f"worst must be 0 (no contact sheet) or more, got {worst}")
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "overall": overall_table(plan, results),
+        "per_group": per_group_table(plan, results),
+        "per_image": per_image_table(results),
+    }
+    written = []
+    for name, table in tables.items():
+        written.append(out / f"{name}.csv")
+        table.write_csv(written[-1])
+    worst_images = worst_results(results, worst)
+    if worst_images:
+        written.append(out / "worst.png")
+        contact_sheet(worst_images).save(written[-1])
+    written.append(out / "report.md")
+    written[-1].write_text(_report(plan, results, settings, details, tables, len(worst_images)), encoding="utf-8")
+    return written
+
+
+def _report(
+    plan: EvaluationPlan,
+    results: Sequence[ImageResult],
+    settings: EvaluationSettings,
+    details: Mapping[str, str],
+    tables: Mapping[str, Table],
+    worst: int,
+) -> str:
+    setting_rows = [
+        *details.items(),
+        ("timestep", settings.timestep),
+        ("ensemble", settings.ensemble),
+        ("seed", settings.seed),
+        ("references", f"{settings.references} per group (at most group size - 1)"),
+    ]
+    with_trimap = sum(r.sample.trimap is not None for r in results)
+    parts = [
+        "# IconMatting evaluation",
+        markdown_table(("setting", "value"), setting_rows),
+        "SAD, Grad and Conn are divided by 1000, MSE is not (paper section 4.2). "
+        f"{with_trimap} of {len(results)} targets are measured over their trimap's unknown region, the others over "
+        "the whole image (column `region`). Per-group and overall values are means over target images; the overall "
+        "mean weighs every target once.",
+    ]
+    if plan.skipped:
+        skipped = ", ".join(f"`{name}`" for name in plan.skipped)
+        parts.append(
+            f"**Warning**: skipped {len(plan.skipped)} single-image group(s), with no image to serve as reference: "
+            f"{skipped}."
+        )
+    parts += [
+        "## Overall",
+        tables["overall"].markdown(),
+        "## Per group",
+        tables["per_group"].markdown(),
+        "## Per image",
+        tables["per_image"].markdown(),
+    ]
+    if worst:
+        parts += [f"## The {worst} worst images by SAD", "![image | ground truth | prediction](worst.png)"]
+    return "\n\n".join(parts) + "\n"
