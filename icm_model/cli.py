@@ -35,12 +35,12 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def load_matting(
-    sd_folder: Path, checkpoint: Path, device: torch.device, precision: str, max_batch: int = DEFAULT_MAX_BATCH
+    sd: Path, checkpoint: Path, device: torch.device, precision: str, max_batch: int = DEFAULT_MAX_BATCH
 ) -> InContextMatting:
-    """SD2.1 (diffusers folder) + IconMatting checkpoint, ready to matte. ``precision`` 'auto': fp16 on CUDA."""
+    """SD2.1 (single file or diffusers folder) + IconMatting checkpoint; "auto" precision: fp16 on CUDA."""
     from .diffusers_backbone import DiffusersBackbone
 
-    backbone = DiffusersBackbone.from_pretrained(sd_folder, device, PRECISIONS[resolve_precision(precision, device)])
+    backbone = DiffusersBackbone.from_pretrained(sd, device, PRECISIONS[resolve_precision(precision, device)])
     return InContextMatting(backbone, load_decoder(checkpoint).to(device), max_batch)
 
 
@@ -118,7 +118,12 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every subcommand that runs the model."""
-    parser.add_argument("--sd", type=Path, required=True, help="diffusers-format Stable Diffusion 2.1 (768-v) folder")
+    parser.add_argument(
+        "--sd",
+        type=Path,
+        required=True,
+        help="Stable Diffusion 2.1 768-v: its single-file checkpoint or a diffusers folder",
+    )
     parser.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)

@@ -12,6 +12,29 @@ from diffusers.models.attention_processor import Attention
 
 from .capture import HIGH, LOW, StopUNet, UNetCapture
 from .features import LatentPosterior
+from .sd_single_file import SD2_SCHEDULER, load_single_file
+
+
+def _load_folder(folder: Path) -> tuple[UNet2DConditionModel, AutoencoderKL, torch.Tensor, torch.Tensor]:
+    """U-Net, VAE, empty-prompt embedding and noise schedule of a diffusers-format SD2.1 folder."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    if not (folder / "unet").is_dir():
+        raise ValueError(f"{folder} is neither an SD2.1 checkpoint file nor a diffusers folder (no unet/ inside)")
+    scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    if scheduler.config.prediction_type != "v_prediction":
+        raise ValueError(
+            f"{folder} is an {scheduler.config.prediction_type}-prediction model (SD 1.x or SD2-base): "
+            "IconMatting needs Stable Diffusion 2.1 768-v"
+        )
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
+    tokens = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
+    with torch.no_grad():
+        prompt_embeds = text_encoder(tokens.input_ids)[0]
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet")
+    vae = AutoencoderKL.from_pretrained(folder / "vae")
+    return unet, vae, prompt_embeds, scheduler.alphas_cumprod
 
 
 class _CaptureProcessor:
@@ -71,33 +94,26 @@ class DiffusersBackbone:
 
     @classmethod
     def from_pretrained(
-        cls, folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+        cls, location: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
     ) -> DiffusersBackbone:
-        """Loads a diffusers-format SD2.1 folder (``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/``,
-        ``tokenizer/``); the text encoder (needs ``transformers``) runs once for the empty prompt and is dropped."""
-        folder = Path(folder)
-        if not (folder / "unet").is_dir():
-            raise ValueError(f"{folder} is not a diffusers Stable Diffusion folder (no unet/ inside)")
+        """Loads SD2.1 768-v from its single-file checkpoint (``.safetensors``/``.ckpt``, the file ComfyUI uses) or a
+        diffusers-format folder (``unet/``, ``vae/``, ``scheduler/``, ``text_encoder/``, ``tokenizer/``).
+
+        The text encoder (needs ``transformers``) runs once for the empty prompt and is dropped.
+        """
+        location = Path(location)
         try:
-            from transformers import CLIPTextModel, CLIPTokenizer
+            import transformers  # noqa: F401
         except ImportError as error:
             raise ImportError(
                 "the standalone backbone needs `transformers` for the empty prompt: pip install transformers"
             ) from error
-        tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-        text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder")
-        tokens = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
-        with torch.no_grad():
-            prompt_embeds = text_encoder(tokens.input_ids)[0]
-        scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
-        if scheduler.config.prediction_type != "v_prediction":
-            raise ValueError(
-                f"{folder} is an {scheduler.config.prediction_type}-prediction model (SD 1.x or SD2-base): "
-                "IconMatting needs Stable Diffusion 2.1 768-v"
-            )
-        unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device)
-        vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=dtype).to(device)
-        return cls(unet, vae, prompt_embeds.to(device, dtype), scheduler.alphas_cumprod)
+        if location.is_file():
+            unet, vae, prompt_embeds = load_single_file(location)
+            alphas_cumprod = DDIMScheduler(**SD2_SCHEDULER).alphas_cumprod
+        else:
+            unet, vae, prompt_embeds, alphas_cumprod = _load_folder(location)
+        return cls(unet.to(device, dtype), vae.to(device, dtype), prompt_embeds.to(device, dtype), alphas_cumprod)
 
     @property
     def device(self) -> torch.device:

@@ -15,59 +15,18 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from .config import DecoderConfig
 from .decoder import InContextDecoder
 from .diffusers_backbone import DiffusersBackbone
-
-SCHEDULER_CONFIG = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    prediction_type="v_prediction",
-    clip_sample=False,
-    set_alpha_to_one=False,
-    steps_offset=1,
-)
-
-_SD2_BLOCKS = dict(
-    down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
-    layers_per_block=2,
-    in_channels=4,
-    out_channels=4,
-    use_linear_projection=True,
-    upcast_attention=True,
-)
-_VAE_BLOCKS = dict(
-    in_channels=3,
-    out_channels=3,
-    latent_channels=4,
-    down_block_types=["DownEncoderBlock2D"] * 4,
-    up_block_types=["UpDecoderBlock2D"] * 4,
-    scaling_factor=0.18215,
-)
+from .sd_single_file import SD2_SCHEDULER, VAE_CONFIG, sd2_unet_config
 
 UNET_CONFIGS = {
-    "tiny": dict(
-        _SD2_BLOCKS,
-        sample_size=16,
-        block_out_channels=[32, 64, 64, 64],
-        attention_head_dim=[2, 4, 4, 4],
-        cross_attention_dim=32,
-        norm_num_groups=8,
-    ),
-    "sd21": dict(
-        _SD2_BLOCKS,
-        sample_size=96,
-        block_out_channels=[320, 640, 1280, 1280],
-        attention_head_dim=[5, 10, 20, 20],
-        cross_attention_dim=1024,
-    ),
-}
+    "tiny": sd2_unet_config([32, 64, 64, 64], sample_size=16, attention_head_dim=[2, 4, 4, 4], cross_attention_dim=32,
+                            norm_num_groups=8),
+    "sd21": sd2_unet_config([320, 640, 1280, 1280]),
+}  # fmt: skip
 VAE_CONFIGS = {
-    "tiny": dict(
-        _VAE_BLOCKS, block_out_channels=[16, 16, 32, 32], layers_per_block=1, norm_num_groups=8, sample_size=128
-    ),
-    "sd21": dict(_VAE_BLOCKS, block_out_channels=[128, 256, 512, 512], layers_per_block=2, sample_size=768),
-}
+    "tiny": dict(VAE_CONFIG, block_out_channels=[16, 16, 32, 32], layers_per_block=1, norm_num_groups=8,
+                 sample_size=128),
+    "sd21": VAE_CONFIG,
+}  # fmt: skip
 TINY_DECODER = DecoderConfig(
     feature_channels=(64, 64),
     correspondence_channels=64,
@@ -103,7 +62,7 @@ def random_backbone(
         unet.to(device),
         vae.to(device),
         random_prompt_embeds(size, seed).to(device, dtype),
-        DDIMScheduler(**SCHEDULER_CONFIG).alphas_cumprod,
+        DDIMScheduler(**SD2_SCHEDULER).alphas_cumprod,
     )
 
 
@@ -131,7 +90,7 @@ def write_diffusers_folder(folder: str | Path, size: str = "tiny", seed: int = 0
     unet, vae = random_unet_vae(size, seed)
     unet.save_pretrained(folder / "unet")
     vae.save_pretrained(folder / "vae")
-    DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
+    DDIMScheduler(**SD2_SCHEDULER).save_pretrained(folder / "scheduler")
     tokenizer_dir = folder / "tokenizer"
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
     (tokenizer_dir / "vocab.json").write_text(json.dumps({"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}))

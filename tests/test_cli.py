@@ -82,7 +82,7 @@ def test_missing_inputs(setup, tmp_path, capsys):
     args = _matte_args(setup, tmp_path / "out")
     args[args.index("--sd") + 1] = str(tmp_path)
     assert main(args) == 2
-    assert "not a diffusers Stable Diffusion folder" in capsys.readouterr().err
+    assert "neither an SD2.1 checkpoint file nor a diffusers folder" in capsys.readouterr().err
 
 
 TINY_OFFICIAL_CONFIG = {

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers import SHARED
 from PIL import Image
 
@@ -78,15 +79,11 @@ def _mask(path: Path, width: int, height: int, box: tuple[int, int, int, int]) -
     Image.fromarray(mask).convert("RGB").save(path)
 
 
-def _assets(base: Path) -> None:
+def _assets(base: Path, small: Path) -> None:
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / "comfyui-iconmatting").symlink_to(PACK_ROOT, target_is_directory=True)
     checkpoints = base / "models" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    cache = Path(os.environ.get("ICM_INTEGRATION_CACHE") or base)
-    small = cache / "sd2_small_vpred.safetensors"
-    if not small.exists():
-        _comfy_run("checkpoint", str(small), str(SHARED / "comfy" / "make_sd21_random_ckpt.py"))
     (checkpoints / "v2-1_768-ema-pruned.safetensors").symlink_to(small)
     (base / "models" / "icon_matting").mkdir(parents=True)
     save_decoder(random_decoder(SMALL_DECODER), base / "models" / "icon_matting" / "iconmatting.safetensors")
@@ -122,9 +119,9 @@ def _get(url: str):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, small_checkpoint):
     base = tmp_path_factory.mktemp("comfy")
-    _assets(base)
+    _assets(base, small_checkpoint)
     (base / "user").mkdir(exist_ok=True)
     port = _free_port()
     log = open(base / "comfyui.log", "w")  # noqa: SIM115
@@ -150,6 +147,42 @@ def server(tmp_path_factory):
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory) -> Path:
+    cache = Path(os.environ.get("ICM_INTEGRATION_CACHE") or tmp_path_factory.mktemp("ckpt"))
+    small = cache / "sd2_small_vpred.safetensors"
+    if not small.exists():
+        _comfy_run("checkpoint", str(small), str(SHARED / "comfy" / "make_sd21_random_ckpt.py"))
+    return small
+
+
+def test_comfyui_path_equals_diffusers_single_file_path(small_checkpoint, tmp_path):
+    """Real ComfyUI (CheckpointLoaderSimple's loader, the pack's patches) against diffusers on the same file."""
+    from comfy_assets import feature_inputs
+    from safetensors.torch import load_file
+
+    from icm_model.diffusers_backbone import DiffusersBackbone
+    from icm_model.features import EnsembleFeatureExtractor, EnsembleNoise
+
+    _comfy_run("features", str(small_checkpoint), str(tmp_path / "comfy.safetensors"))
+    comfy = load_file(tmp_path / "comfy.safetensors")
+    images, diffusion = feature_inputs(torch)
+    noise = EnsembleNoise(torch.zeros_like(diffusion), diffusion)  # ComfyUI's VAE gives the posterior mode
+    extractor = EnsembleFeatureExtractor(DiffusersBackbone.from_pretrained(small_checkpoint))
+    with torch.no_grad():
+        target = extractor.targets(images, noise)
+        ours = {
+            "correspondence": target.correspondence,
+            "low": target.features[0],
+            "attention_low": target.attention[0],
+            "attention_high": target.attention[1],
+            "reference": extractor.correspondence(images, noise),
+        }
+    for name, value in ours.items():
+        scale = float(value.abs().max())
+        assert float((value - comfy[name]).abs().max()) < 1e-4 * scale, name  # seen: about 2e-6
 
 
 def test_pack_imports_cleanly(server):
