@@ -43,6 +43,10 @@ SD_INPUTS = {
     "model": ("MODEL", {"tooltip": "Stable Diffusion 2.1 768-v from Load Checkpoint. It is never modified."}),
     "vae": ("VAE", {"tooltip": "The VAE of the same SD2.1 checkpoint."}),
 }
+ICON_MATTING_MODEL_INPUT = (MODEL_TYPE, {"tooltip": "From Load IconMatting Model."})
+PROMPT_TYPE_INPUT = (list(PROMPT_TYPES), {"default": "mask", "tooltip": (
+    "mask / box: feature cells entirely inside the mask form the query. "
+    "points / scribble: every cell the mark touches.")})  # fmt: skip
 PROMPT_INPUTS = {
     "clip": ("CLIP", {"tooltip": "The CLIP of the SD2.1 checkpoint, for the empty prompt."}),
     "empty_conditioning": ("CONDITIONING", {"tooltip": "Instead of CLIP: an empty-prompt SD2.1 conditioning."}),
@@ -106,7 +110,7 @@ class EncodeReferenceContext:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "iconmatting_model": (MODEL_TYPE, {"tooltip": "From Load IconMatting Model."}),
+                "iconmatting_model": ICON_MATTING_MODEL_INPUT,
                 **SD_INPUTS,
                 "reference_image": ("IMAGE", {"tooltip": "The image(s) on which the object is marked."}),
                 "reference_mask": (
@@ -116,16 +120,7 @@ class EncodeReferenceContext:
                         "A mask painted in LoadImage's mask editor works as is."
                     },
                 ),
-                "prompt_type": (
-                    list(PROMPT_TYPES),
-                    {
-                        "default": "mask",
-                        "tooltip": (
-                            "mask / box: feature cells entirely inside the mask form the query. "
-                            "points / scribble: every cell the mark touches."
-                        ),
-                    },
-                ),
+                "prompt_type": PROMPT_TYPE_INPUT,
                 "timestep": TIMESTEP_INPUT,
                 "ensemble_size": ENSEMBLE_INPUT,
                 "seed": SEED_INPUT,

@@ -6,11 +6,11 @@ import torch
 
 from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, as_mask_batch, channels_first
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
-from .model_nodes import MODEL_TYPE
 from .reference_nodes import (
     ENSEMBLE_INPUT,
+    ICON_MATTING_MODEL_INPUT,
     PROMPT_INPUTS,
-    PROMPT_TYPES,
+    PROMPT_TYPE_INPUT,
     SD_INPUTS,
     SEED_INPUT,
     TIMESTEP_INPUT,
@@ -53,7 +53,7 @@ class VideoInContextMatte:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "iconmatting_model": (MODEL_TYPE, {"tooltip": "From Load IconMatting Model."}),
+                "iconmatting_model": ICON_MATTING_MODEL_INPUT,
                 **SD_INPUTS,
                 "frames": ("IMAGE", {"tooltip": "The video frames (an IMAGE batch)."}),
                 "reference_mask": (
@@ -72,7 +72,7 @@ class VideoInContextMatte:
                         "tooltip": "Index of the marked frame (ignored with reference_image).",
                     },
                 ),
-                "prompt_type": (list(PROMPT_TYPES), {"default": "mask"}),
+                "prompt_type": PROMPT_TYPE_INPUT,
                 "chunk_size": (
                     "INT",
                     {
