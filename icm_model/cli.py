@@ -13,7 +13,8 @@ import torch
 
 from .checkpoint import convert_checkpoint, load_decoder
 from .config import DecoderConfig
-from .evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation, write_outputs
+from .evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
+from .evaluation_report import write_outputs
 from .image_io import list_images, load_image, load_mask, save_alpha
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress

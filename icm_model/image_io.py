@@ -53,3 +53,10 @@ def list_images(location: str | Path) -> list[Path]:
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
     return files
+
+
+def thumbnail(x: torch.Tensor, size: tuple[int, int]) -> Image.Image:
+    """``[3, H, W]`` or ``[H, W]`` in [0, 1] scaled to fit ``size`` (width, height), centred on dark grey, RGB."""
+    array = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    image = Image.fromarray(array if array.ndim == 2 else array.transpose(1, 2, 0)).convert("RGB")
+    return ImageOps.pad(image, size, Image.Resampling.BILINEAR, color=(48, 48, 48))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..icm_model.evaluate import METRIC_NAMES, markdown_table
+from ..icm_model.evaluate import METRIC_NAMES
+from ..icm_model.evaluation_report import markdown_table
 from ..icm_model.metrics import MattingMetrics, alpha_to_255, compute_metrics
 from .common import CATEGORY, as_mask_batch
 
