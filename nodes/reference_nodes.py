@@ -69,30 +69,6 @@ class Reference:
         )
 
 
-def reference_from_inputs(
-    iconmatting_model: IconMattingModel,
-    model,
-    vae,
-    images,
-    masks,
-    prompt_type: str,
-    timestep: int,
-    ensemble_size: int,
-    seed: int,
-    clip=None,
-    empty_conditioning=None,
-) -> Reference:
-    """Encodes ComfyUI reference IMAGE(s) and MASK(s) into a :class:`Reference`."""
-    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
-    images = channels_first(images, "reference_image")
-    progress = PassProgress(images.shape[0])
-    context = encode_reference(
-        backbone, images, as_mask_batch(masks, "reference_mask"), iconmatting_model.working_size,
-        timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=progress, rule=PROMPT_TYPES[prompt_type],
-    )  # fmt: skip
-    return Reference(context, backbone, iconmatting_model)
-
-
 class EncodeReferenceContext:
     """Encodes the marked object once; every target and video frame is then matted against it."""
 
@@ -128,33 +104,16 @@ class EncodeReferenceContext:
             "optional": PROMPT_INPUTS,
         }
 
-    def encode(
-        self,
-        iconmatting_model,
-        model,
-        vae,
-        reference_image,
-        reference_mask,
-        prompt_type,
-        timestep,
-        ensemble_size,
-        seed,
-        clip=None,
-        empty_conditioning=None,
-    ):
-        reference = reference_from_inputs(
-            iconmatting_model,
-            model,
-            vae,
-            reference_image,
-            reference_mask,
-            prompt_type,
-            timestep,
-            ensemble_size,
-            seed,
-            clip,
-            empty_conditioning,
-        )
+    def encode(self, iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
+               ensemble_size, seed, clip=None, empty_conditioning=None):  # fmt: skip
+        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+        images = channels_first(reference_image, "reference_image")
+        progress = PassProgress(images.shape[0])
+        context = encode_reference(
+            backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
+            timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=progress, rule=PROMPT_TYPES[prompt_type],
+        )  # fmt: skip
+        reference = Reference(context, backbone, iconmatting_model)
         return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
 
 

@@ -14,7 +14,7 @@ from .reference_nodes import (
     SD_INPUTS,
     SEED_INPUT,
     TIMESTEP_INPUT,
-    reference_from_inputs,
+    EncodeReferenceContext,
 )
 
 
@@ -110,7 +110,7 @@ class VideoInContextMatte:
         reference_image=None,
     ):
         image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image)
-        reference = reference_from_inputs(
+        reference = EncodeReferenceContext().encode(
             iconmatting_model,
             model,
             vae,
@@ -122,7 +122,7 @@ class VideoInContextMatte:
             seed,
             clip,
             empty_conditioning,
-        )
+        )["result"][0]
         progress = PassProgress(frames.shape[0])
         alphas = []
         for start in range(0, frames.shape[0], chunk_size):
