@@ -97,6 +97,8 @@ WIDGETS = {
     "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
 }
 UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
+COLUMN_STEP, ROW_STEP = 380, 380
+"""Grid of the layout, in canvas pixels: the tallest nodes (image and video loaders with their preview) fit a row."""
 """Node types whose upload button stores a trailing "image" entry in widgets_values."""
 
 
@@ -146,7 +148,7 @@ def ui_format(workflow: Workflow) -> dict:
         entry = {
             "id": node.id,
             "type": node.type,
-            "pos": [40 + 380 * node.column, 40 + 260 * node.row],
+            "pos": [40 + COLUMN_STEP * node.column, 40 + ROW_STEP * node.row],
             "size": [340, 220],
             "flags": {},
             "order": order,
@@ -214,13 +216,13 @@ def _sd_links(encode: int) -> list[tuple[int, str, int, str]]:
 
 
 def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encode: int) -> tuple[list, list]:
-    """LoadImage -> In-Context Similarity -> Matting Head -> SaveImage (RGBA)."""
+    """LoadImage -> In-Context Similarity -> Matting Head -> SaveImage (RGBA), on one row below the reference."""
     load, similarity, head, save = first_id, first_id + 1, first_id + 2, first_id + 3
     nodes = [
-        Node(load, "LoadImage", {"image": target_image}, 1, row + 2, f"Target {target_image}"),
-        Node(similarity, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, row),
-        Node(head, "MattingHead", {}, 4, row),
-        Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row),
+        Node(load, "LoadImage", {"image": target_image}, 2, row + 1, f"Target {target_image}"),
+        Node(similarity, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, row + 1),
+        Node(head, "MattingHead", {}, 4, row + 1),
+        Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row + 1),
     ]
     links = [
         (encode, "reference", similarity, "reference"),
@@ -293,13 +295,13 @@ def fig10_similarity_maps() -> Workflow:
             "Clicked points (Points Editor JSON)",
         ),
         _encode(5, "points"),
-        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 1, 2, "Target"),
-        Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 0),
+        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
+        Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
         Node(8, "PreviewImage", {}, 4, 0, "Inter-similarity"),
-        Node(9, "PreviewImage", {}, 4, 1, "Intra-similarity"),
-        Node(10, "MattingHead", {}, 4, 2),
-        Node(11, "MaskToImage", {}, 5, 2),
-        Node(12, "PreviewImage", {}, 6, 2, "Alpha"),
+        Node(9, "PreviewImage", {}, 5, 0, "Intra-similarity"),
+        Node(10, "MattingHead", {}, 4, 1),
+        Node(11, "MaskToImage", {}, 5, 1),
+        Node(12, "PreviewImage", {}, 6, 1, "Alpha"),
     ]
     links = [
         *_sd_links(5),

@@ -31,6 +31,16 @@ function wrap(ctx, text, width) {
 
 app.registerExtension({
   name: "IconMatting.RunReport",
+  // Re-opening a workflow tab (or loading a queue item's outputs) re-creates the nodes without calling onExecuted;
+  // the frontend then hands back the outputs it kept for that workflow here.
+  onNodeOutputsUpdated(nodeOutputs) {
+    for (const node of app.graph?.nodes ?? app.graph?._nodes ?? []) {
+      const text = REPORTING_NODES.has(node.comfyClass ?? node.type) && nodeOutputs?.[String(node.id)]?.text;
+      if (!text) continue;
+      node.iconmattingReport = text.join("\n");
+      node.setDirtyCanvas(true, true);
+    }
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!REPORTING_NODES.has(nodeData.name)) return;
 
