@@ -25,12 +25,21 @@ def channels_last(images: torch.Tensor) -> torch.Tensor:
     return images.movedim(1, -1).to(comfy.model_management.intermediate_device())
 
 
+LOADIMAGE_EMPTY_MASK = (64, 64)
+"""The MASK core LoadImage outputs for an image without alpha: 64x64 zeros."""
+
+
 def as_mask_batch(mask: torch.Tensor, name: str) -> torch.Tensor:
     """ComfyUI MASK ``[H, W]`` or ``[B, H, W]`` -> ``[B, H, W]`` float32."""
     if mask.ndim == 2:
         mask = mask.unsqueeze(0)
     if mask.ndim != 3:
         raise ValueError(f"{name} must be a MASK [batch, height, width], got {list(mask.shape)}")
+    if tuple(mask.shape[-2:]) == LOADIMAGE_EMPTY_MASK and not mask.any():
+        raise ValueError(
+            f"{name} is LoadImage's empty 64x64 MASK: the image has no painted mask. Right-click the Load Image node, "
+            "open the mask editor and paint the object, or load a mask file with Load Image (as Mask)"
+        )
     return mask.float()
 
 

@@ -10,6 +10,7 @@ import comfy.model_management
 import comfy.model_patcher
 import comfy.utils
 import folder_paths
+from safetensors import SafetensorError
 
 from ..icm_model.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
 from ..icm_model.decoder import InContextDecoder
@@ -61,7 +62,7 @@ def load_icon_matting_model(path: str) -> IconMattingModel:
     name = os.path.basename(path)
     try:
         state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError, OSError, ValueError) as error:
         raise unreadable_checkpoint(name, error) from error
     state_dict = {k: v for k, v in state_dict.items() if hasattr(v, "shape")}
     model = IconMattingModel(decoder_from_state_dict(state_dict, config_of(metadata or {}), name), name)

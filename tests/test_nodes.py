@@ -134,6 +134,10 @@ def test_loader_refuses_code_and_foreign_files(pack, nodes, tmp_path):
     torch.save({"state_dict": {"model.diffusion_model.out.2.weight": torch.zeros(4)}}, f"{folder}/sd.ckpt")
     with pytest.raises(ValueError, match="not an IconMatting checkpoint"):
         nodes["LoadIconMattingModel"]().load("sd.ckpt")
+    with open(f"{folder}/truncated.safetensors", "wb") as file:
+        file.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(ValueError, match="truncated.safetensors is not a readable checkpoint"):
+        nodes["LoadIconMattingModel"]().load("truncated.safetensors")
 
 
 # --- the ComfyUI path equals the diffusers path ----------------------------------------------------------------------
@@ -253,6 +257,12 @@ def test_box_prompt_and_combined_references(nodes, icm, comfy_sd2, reference_inp
     combined = nodes["IconMattingCombineReferences"]().combine(first, second)
     assert combined["result"][0].context.query.shape[0] == first.context.query.shape[0] + second.context.query.shape[0]
     assert combined["ui"]["text"][0].startswith("2 reference(s)")
+
+
+def test_loadimage_empty_mask_gets_a_hint(nodes, icm, comfy_sd2, reference_inputs):
+    image, _ = reference_inputs
+    with pytest.raises(ValueError, match="reference_mask is LoadImage's empty 64x64 MASK"):
+        _encode(nodes, icm, comfy_sd2, image, torch.zeros(1, 64, 64))
 
 
 def test_apply_alpha(nodes):
