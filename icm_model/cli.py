@@ -15,6 +15,7 @@ from .checkpoint import convert_checkpoint, load_decoder
 from .config import DecoderConfig
 from .evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
 from .evaluation_report import write_outputs
+from .features import images_per_call
 from .image_io import list_images, load_image, load_mask, save_alpha
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress
@@ -84,7 +85,7 @@ def matte_folder(
     out.mkdir(parents=True, exist_ok=True)
     progress = TextProgress(len(targets), "matting")
     written = []
-    for paths, images in _same_size_batches(targets, max(1, matting.max_batch // ensemble)):
+    for paths, images in _same_size_batches(targets, images_per_call(matting.max_batch, ensemble)):
         alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_pass=progress.update)
         for path, alpha in zip(paths, alphas, strict=True):
             written.append(out / f"{path.stem}.png")

@@ -96,11 +96,19 @@ class TargetFeatures:
         return self.correspondence.shape[0]
 
     def to(self, device: torch.device | str) -> TargetFeatures:
+        """The features on ``device``; a correspondence feature that is the high matting feature stays shared."""
+        high = self.features[1].to(device)
+        correspondence = high if self.correspondence is self.features[1] else self.correspondence.to(device)
         return TargetFeatures(
-            self.correspondence.to(device),
-            (self.features[0].to(device), self.features[1].to(device)),
+            correspondence,
+            (self.features[0].to(device), high),
             (self.attention[0].to(device), self.attention[1].to(device)),
         )
+
+
+def images_per_call(max_batch: int, ensemble: int) -> int:
+    """Images whose ensemble copies fit one U-Net call of at most ``max_batch`` latents (at least one)."""
+    return max(1, max_batch // ensemble)
 
 
 class EnsembleFeatureExtractor:
@@ -132,7 +140,7 @@ class EnsembleFeatureExtractor:
 
     def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool):
         """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
-        per_call = max(1, self.max_batch // noise.size)
+        per_call = images_per_call(self.max_batch, noise.size)
         for start in range(0, images.shape[0], per_call):
             group = images[start : start + per_call]
             posterior = self.backbone.encode(group)
@@ -170,8 +178,9 @@ class EnsembleFeatureExtractor:
                 side = feature.shape[-1]
                 attention.append(self._ensemble_mean(capture.attention(grid), n).view(n, side, side, side * side))
             parts.append(TargetFeatures(high, (low, high), (attention[0], attention[1])))
+        high = torch.cat([p.features[1] for p in parts])  # also the correspondence feature: one tensor, not two
         return TargetFeatures(
-            torch.cat([p.correspondence for p in parts]),
-            (torch.cat([p.features[0] for p in parts]), torch.cat([p.features[1] for p in parts])),
+            high,
+            (torch.cat([p.features[0] for p in parts]), high),
             (torch.cat([p.attention[0] for p in parts]), torch.cat([p.attention[1] for p in parts])),
         )

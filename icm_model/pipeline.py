@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from .decoder import Guidance, InContextDecoder
-from .features import VAE_DOWNSCALE, Backbone, EnsembleFeatureExtractor, TargetFeatures, seeded_noise
+from .features import (
+    VAE_DOWNSCALE,
+    Backbone,
+    EnsembleFeatureExtractor,
+    TargetFeatures,
+    images_per_call,
+    seeded_noise,
+)
 from .geometry import Letterbox
 from .similarity import roi_query, roi_token_mask
 from .validation import check_images, check_masks
@@ -193,7 +200,7 @@ class InContextMatting:
         on_pass: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
         """Alpha ``[B, 1, H, W]`` in [0, 1] of targets ``[B, 3, H, W]`` in [0, 1], computed a few targets at a time."""
-        step = max(1, self.max_batch // ensemble)
+        step = images_per_call(self.max_batch, ensemble)
         alphas = []
         for start in range(0, images.shape[0], step):
             chunk = images[start : start + step]

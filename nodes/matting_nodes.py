@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
+from ..icm_model.features import images_per_call
 from ..icm_model.pipeline import DEFAULT_MAX_BATCH, TargetGuidance, predict_alpha, target_guidance
 from ..icm_model.visualize import overlay, similarity_maps
 from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last, cutouts
@@ -25,11 +26,6 @@ class BatchGuidance:
 
     def __len__(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
-
-
-def chunk_size(ensemble_size: int) -> int:
-    """Targets per U-Net call: their ensemble copies fill one batch of DEFAULT_MAX_BATCH latents."""
-    return max(1, DEFAULT_MAX_BATCH // ensemble_size)
 
 
 def guidance_for_chunk(
@@ -76,7 +72,7 @@ class InContextSimilarity:
         progress = PassProgress(images.shape[0])
         offload = comfy.model_management.intermediate_device()
         chunks, inter_pictures, intra_pictures = [], [], []
-        step = chunk_size(ensemble_size)
+        step = images_per_call(DEFAULT_MAX_BATCH, ensemble_size)
         for start in range(0, images.shape[0], step):
             chunk = images[start : start + step]
             guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
