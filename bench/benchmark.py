@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from icm_model.capture import UNetCapture  # noqa: E402
-from icm_model.diffusers_backbone import DiffusersBackbone  # noqa: E402
+from icm_model.backbone.capture import UNetCapture  # noqa: E402
+from icm_model.backbone.diffusers_backbone import DiffusersBackbone  # noqa: E402
 from icm_model.pipeline import InContextMatting  # noqa: E402
 from icm_model.random_models import DECODER_CONFIGS, random_backbone, random_decoder  # noqa: E402
 

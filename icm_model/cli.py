@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import convert_checkpoint, load_decoder
-from .config import DecoderConfig
-from .evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
-from .evaluation_report import write_outputs
-from .features import images_per_call
+from .backbone.features import images_per_call
+from .decoder.checkpoint import convert_checkpoint, load_decoder
+from .decoder.config import DecoderConfig
+from .evaluation.evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
+from .evaluation.report import write_outputs
 from .image_io import list_images, load_image, load_mask, save_alpha
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress
@@ -40,7 +40,7 @@ def load_matting(
     sd: Path, checkpoint: Path, device: torch.device, precision: str, max_batch: int = DEFAULT_MAX_BATCH
 ) -> InContextMatting:
     """SD2.1 (single file or diffusers folder) + IconMatting checkpoint; "auto" precision: fp16 on CUDA."""
-    from .diffusers_backbone import DiffusersBackbone
+    from .backbone.diffusers_backbone import DiffusersBackbone
 
     backbone = DiffusersBackbone.from_pretrained(sd, device, PRECISIONS[resolve_precision(precision, device)])
     return InContextMatting(backbone, load_decoder(checkpoint).to(device), max_batch)

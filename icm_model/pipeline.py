@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoder import Guidance, InContextDecoder
-from .features import (
+from .backbone.features import (
     VAE_DOWNSCALE,
     Backbone,
     EnsembleFeatureExtractor,
@@ -16,8 +15,9 @@ from .features import (
     images_per_call,
     seeded_noise,
 )
+from .decoder.model import Guidance, InContextDecoder
+from .decoder.similarity import roi_query, roi_token_mask
 from .geometry import Letterbox
-from .similarity import roi_query, roi_token_mask
 from .validation import check_images, check_masks
 
 DEFAULT_TIMESTEP = 200
@@ -88,7 +88,7 @@ def encode_reference(
 ) -> ReferenceContext:
     """Encodes reference images ``[R, 3, H, W]`` in [0, 1] under their RoI masks ``[R, H, W]`` (> 0.5 = inside).
 
-    ``rule`` picks the query tokens (see :func:`icm_model.similarity.roi_token_mask`). Only the correspondence
+    ``rule`` picks the query tokens (see :func:`icm_model.decoder.similarity.roi_token_mask`). Only the correspondence
     feature is computed: each pass stops after U-Net up-block 1.
     """
     check_images("reference_image", images)

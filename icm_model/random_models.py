@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
-from .config import DecoderConfig
-from .decoder import InContextDecoder
-from .diffusers_backbone import DiffusersBackbone
-from .sd_single_file import SD2_SCHEDULER, VAE_CONFIG, sd2_unet_config
+from .backbone.diffusers_backbone import DiffusersBackbone
+from .backbone.sd_single_file import SD2_SCHEDULER, VAE_CONFIG, sd2_unet_config
+from .decoder.config import DecoderConfig
+from .decoder.model import InContextDecoder
 
 UNET_CONFIGS = {
     "tiny": sd2_unet_config([32, 64, 64, 64], sample_size=16, attention_head_dim=[2, 4, 4, 4], cross_attention_dim=32,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .decoder import Guidance
+from .decoder.model import Guidance
 from .geometry import Letterbox
 
 # Anchor colours of a perceptually ordered dark-blue -> cyan -> yellow -> red map (0, 0.25, 0.5, 0.75, 1).

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import comfy.model_management
 import torch
 
-from ..icm_model.capture import HIGH, LOW, StopUNet, UNetCapture
-from ..icm_model.features import LatentPosterior
+from ..icm_model.backbone.capture import HIGH, LOW, StopUNet, UNetCapture
+from ..icm_model.backbone.features import LatentPosterior
 from .model_check import check_sd2_v
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
@@ -40,7 +40,7 @@ def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
 
 
 class ComfyBackbone:
-    """:class:`icm_model.features.Backbone` on a ComfyUI ``ModelPatcher`` (SD2.x v-prediction) and ``VAE``.
+    """:class:`icm_model.backbone.features.Backbone` on a ComfyUI ``ModelPatcher`` (SD2.x v-prediction) and ``VAE``.
 
     Args:
         model: the user's MODEL; only clones of it are patched.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
-from ..icm_model.features import images_per_call
+from ..icm_model.backbone.features import images_per_call
 from ..icm_model.pipeline import DEFAULT_MAX_BATCH, TargetGuidance, predict_alpha, target_guidance
 from ..icm_model.visualize import overlay, similarity_maps
 from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last, cutouts

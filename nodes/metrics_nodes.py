@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..icm_model.evaluate import METRIC_NAMES
-from ..icm_model.evaluation_report import markdown_table
-from ..icm_model.metrics import MattingMetrics, alpha_to_255, compute_metrics
+from ..icm_model.evaluation.evaluate import METRIC_NAMES
+from ..icm_model.evaluation.metrics import MattingMetrics, alpha_to_255, compute_metrics
+from ..icm_model.evaluation.report import markdown_table
 from .common import CATEGORY, as_mask_batch
 
 TRIMAP_BACKGROUND_BELOW = 0.25

@@ -12,8 +12,8 @@ import comfy.utils
 import folder_paths
 from safetensors import SafetensorError
 
-from ..icm_model.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
-from ..icm_model.decoder import InContextDecoder
+from ..icm_model.decoder.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
+from ..icm_model.decoder.model import InContextDecoder
 from .common import CATEGORY
 
 MODEL_FOLDER = "icon_matting"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..icm_model.pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, ReferenceContext, encode_reference
-from ..icm_model.prompts import box_mask, parse_points, points_mask
+from ..icm_model.prompts.marks import box_mask, parse_points, points_mask
 from .comfy_backbone import ComfyBackbone
 from .common import CATEGORY, PassProgress, as_mask_batch, channels_first, prompt_embedding
 from .model_nodes import MODEL_TYPE, IconMattingModel

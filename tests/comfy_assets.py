@@ -52,7 +52,7 @@ def write_features(checkpoint: str, out: str) -> None:
     spec.loader.exec_module(sys.modules[name])
     backbone = importlib.import_module(f"{name}.nodes.comfy_backbone")
     common = importlib.import_module(f"{name}.nodes.common")
-    features = importlib.import_module(f"{name}.icm_model.features")
+    features = importlib.import_module(f"{name}.icm_model.backbone.features")
     images, diffusion = feature_inputs(torch)
     noise = features.EnsembleNoise(torch.zeros_like(diffusion), diffusion)
     with torch.inference_mode():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icm_model.capture import HIGH, LOW, UNetCapture
-from icm_model.diffusers_backbone import DiffusersBackbone
-from icm_model.features import EnsembleFeatureExtractor, EnsembleNoise
+from icm_model.backbone.capture import HIGH, LOW, UNetCapture
+from icm_model.backbone.diffusers_backbone import DiffusersBackbone
+from icm_model.backbone.features import EnsembleFeatureExtractor, EnsembleNoise
 
 TIMESTEP = 200
 

@@ -12,7 +12,7 @@ import torch
 from helpers import SHARED, require, shared_path
 from safetensors.torch import save_file
 
-from icm_model.checkpoint import (
+from icm_model.decoder.checkpoint import (
     convert_checkpoint,
     decoder_from_state_dict,
     expected_shapes,
@@ -21,7 +21,7 @@ from icm_model.checkpoint import (
     read_tensors,
     save_decoder,
 )
-from icm_model.config import DecoderConfig
+from icm_model.decoder.config import DecoderConfig
 from icm_model.random_models import TINY_DECODER, random_decoder
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from icm_model.checkpoint import load_decoder, read_tensors, save_decoder
 from icm_model.cli import main
+from icm_model.decoder.checkpoint import load_decoder, read_tensors, save_decoder
 from icm_model.random_models import TINY_DECODER, random_decoder, write_diffusers_folder
 
 

@@ -25,8 +25,8 @@ import torch
 from helpers import SHARED
 from PIL import Image
 
-from icm_model.checkpoint import save_decoder
-from icm_model.config import DecoderConfig
+from icm_model.decoder.checkpoint import save_decoder
+from icm_model.decoder.config import DecoderConfig
 from icm_model.random_models import random_decoder
 
 COMFYUI_PATH = os.environ.get("COMFYUI_PATH")
@@ -163,8 +163,8 @@ def test_comfyui_path_equals_diffusers_single_file_path(small_checkpoint, tmp_pa
     from comfy_assets import feature_inputs
     from safetensors.torch import load_file
 
-    from icm_model.diffusers_backbone import DiffusersBackbone
-    from icm_model.features import EnsembleFeatureExtractor, EnsembleNoise
+    from icm_model.backbone.diffusers_backbone import DiffusersBackbone
+    from icm_model.backbone.features import EnsembleFeatureExtractor, EnsembleNoise
 
     _comfy_run("features", str(small_checkpoint), str(tmp_path / "comfy.safetensors"))
     comfy = load_file(tmp_path / "comfy.safetensors")

@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from icm_model.checkpoint import save_decoder
 from icm_model.cli import main
-from icm_model.evaluate import PANEL_SIZE, Sample, choose_references, discover_dataset, group_of, plan_evaluation
-from icm_model.evaluation_report import SHEET_GAP, SHEET_LABEL_HEIGHT, markdown_table
-from icm_model.metrics import sad
+from icm_model.decoder.checkpoint import save_decoder
+from icm_model.evaluation.evaluate import (
+    PANEL_SIZE,
+    Sample,
+    choose_references,
+    discover_dataset,
+    group_of,
+    plan_evaluation,
+)
+from icm_model.evaluation.metrics import sad
+from icm_model.evaluation.report import SHEET_GAP, SHEET_LABEL_HEIGHT, markdown_table
 from icm_model.random_models import random_decoder, write_diffusers_folder
 
 # (height, width) of every image; the "cat" group has trimaps, "lone" is a single-image group.

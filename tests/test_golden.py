@@ -10,11 +10,11 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from helpers import require, shared_path
 from safetensors.torch import load_file
 
-from icm_model.checkpoint import load_decoder
-from icm_model.config import DecoderConfig
-from icm_model.diffusers_backbone import DiffusersBackbone
-from icm_model.features import EnsembleFeatureExtractor, EnsembleNoise, TargetFeatures
-from icm_model.similarity import roi_query, roi_token_mask
+from icm_model.backbone.diffusers_backbone import DiffusersBackbone
+from icm_model.backbone.features import EnsembleFeatureExtractor, EnsembleNoise, TargetFeatures
+from icm_model.decoder.checkpoint import load_decoder
+from icm_model.decoder.config import DecoderConfig
+from icm_model.decoder.similarity import roi_query, roi_token_mask
 
 TOLERANCE = 1e-4
 DECODER_OUTPUTS = ("inter_similarity", "intra_low", "intra_high", "guidance_preview", "alpha")

@@ -1,4 +1,4 @@
-"""Tests for icm_model.metrics: official golden values, hand-worked cases and input validation."""
+"""Tests for icm_model.evaluation.metrics: official golden values, hand-worked cases and input validation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icm_model.metrics import (
+from icm_model.evaluation.metrics import (
     MattingMetrics,
     alpha_to_255,
     compute_metrics,

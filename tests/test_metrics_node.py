@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icm_model.metrics import compute_metrics
+from icm_model.evaluation.metrics import compute_metrics
 
 METRICS = ("sad", "mse", "grad", "conn")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from comfy_env import pack_module
 
-from icm_model.checkpoint import save_decoder
+from icm_model.decoder.checkpoint import save_decoder
 from icm_model.random_models import random_decoder, random_unet_vae
 
 MODEL_NAME = "tiny.safetensors"
@@ -145,7 +145,7 @@ def test_loader_refuses_code_and_foreign_files(pack, nodes, tmp_path):
 
 def test_comfy_capture_equals_diffusers_capture(pack, comfy_sd2):
     # The pack's own copy of icm_model (imported relatively, as inside ComfyUI), so that StopUNet is its class.
-    features = pack_module("icm_model.features")
+    features = pack_module("icm_model.backbone.features")
     ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
     EnsembleFeatureExtractor, EnsembleNoise = features.EnsembleFeatureExtractor, features.EnsembleNoise  # noqa: N806
 
@@ -169,7 +169,7 @@ def test_comfy_capture_equals_diffusers_capture(pack, comfy_sd2):
 
 def test_comfy_capture_layers_and_early_stop(pack, comfy_sd2):
     ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
-    capture_module = pack_module("icm_model.capture")
+    capture_module = pack_module("icm_model.backbone.capture")
     UNetCapture, LOW, HIGH = capture_module.UNetCapture, capture_module.LOW, capture_module.HIGH  # noqa: N806
 
     model, vae, clip = comfy_sd2

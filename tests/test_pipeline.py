@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icm_model.config import DecoderConfig
+from icm_model.decoder.config import DecoderConfig
 from icm_model.geometry import Letterbox
 from icm_model.pipeline import InContextMatting, predict_alpha, target_guidance
 from icm_model.random_models import random_decoder

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icm_model.sd_single_file import UNET_PREFIX, V_PREDICTION_PROBE, sd2_unet_config, unet_config
+from icm_model.backbone.sd_single_file import UNET_PREFIX, V_PREDICTION_PROBE, sd2_unet_config, unet_config
 
 
 def _state(channels=(320, 640, 1280, 1280), context=1024, in_channels=4, probe_std=0.2) -> dict[str, torch.Tensor]:

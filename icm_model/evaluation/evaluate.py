@@ -17,8 +17,8 @@ and its files (not on other groups, listing order or OS). Their ground-truth alp
 takes alpha > 0.5 as the RoI); the other images of the group are the targets. A group of a single image has nothing to
 serve as reference: it is skipped and listed in the report. The same seed also seeds the pipeline's noise.
 
-Metrics (:mod:`icm_model.metrics`, the paper's definitions) compare the unrounded predicted alpha with the ground
-truth. Per-group and overall values are means over target images: the overall mean weighs every target once, so it is
+Metrics (:mod:`icm_model.evaluation.metrics`, the paper's definitions) compare the unrounded predicted alpha with the
+ground truth. Per-group and overall values are means over target images: the overall mean weighs every target once, so it is
 not the mean of the group means.
 """
 
@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .image_io import IMAGE_SUFFIXES, load_image, load_mask, save_alpha, thumbnail
+from ..image_io import IMAGE_SUFFIXES, load_image, load_mask, save_alpha, thumbnail
+from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .metrics import MattingMetrics, alpha_to_255, compute_metrics
-from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 
 MAX_REFERENCES = 4
 PANEL_SIZE = (200, 160)
@@ -219,7 +219,7 @@ def plan_evaluation(samples: Sequence[Sample], references: int, seed: int) -> Ev
     if not plans:
         raise ValueError(
             f"no group has two or more images ({len(skipped)} single-image groups): name the files of a group "
-            "like cat_01, cat_02 (see the group rule of icm_model.evaluate)"
+            "like cat_01, cat_02 (see the group rule of icm_model.evaluation.evaluate)"
         )
     return EvaluationPlan(tuple(plans), tuple(skipped))
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..image_io import load_image, load_mask, thumbnail
 from .evaluate import METRIC_NAMES, PANEL_SIZE, EvaluationPlan, EvaluationSettings, ImageResult
-from .image_io import load_image, load_mask, thumbnail
 
 SHEET_GAP = 4
 SHEET_LABEL_HEIGHT = 16

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..backbone.features import TargetFeatures
 from .config import DecoderConfig
-from .features import TargetFeatures
 from .head import MattingHead
 from .similarity import inter_similarity, intra_similarity
 

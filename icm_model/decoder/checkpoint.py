@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import DecoderConfig
-from .decoder import InContextDecoder
+from .model import InContextDecoder
 
 OFFICIAL_PREFIX = "in_context_decoder."
 CONFIG_METADATA_KEY = "icm_decoder_config"
