@@ -18,8 +18,8 @@ takes alpha > 0.5 as the RoI); the other images of the group are the targets. A 
 serve as reference: it is skipped and listed in the report. The same seed also seeds the pipeline's noise.
 
 Metrics (:mod:`icm_model.evaluation.metrics`, the paper's definitions) compare the unrounded predicted alpha with the
-ground truth. Per-group and overall values are means over target images: the overall mean weighs every target once, so it is
-not the mean of the group means.
+ground truth. Per-group and overall values are means over target images: the overall mean weighs every target once,
+so it is not the mean of the group means.
 """
 
 from __future__ import annotations
