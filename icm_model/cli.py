@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 
 from .backbone.features import images_per_call
+from .compositing import FOREGROUND_METHODS, UPSAMPLING_METHODS, estimate_foreground
 from .decoder.checkpoint import convert_checkpoint, load_decoder
 from .decoder.config import DecoderConfig
 from .evaluation.evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
 from .evaluation.report import write_outputs
-from .image_io import list_images, load_image, load_mask, save_alpha
+from .image_io import list_images, load_image, load_mask, save_alpha, save_rgba
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress
 
@@ -79,17 +80,33 @@ def _same_size_batches(paths: Sequence[Path], size: int) -> Iterator[tuple[list[
 
 
 def matte_folder(
-    matting: InContextMatting, context: ReferenceContext, targets: Sequence[Path], out: Path, ensemble: int, seed: int
+    matting: InContextMatting,
+    context: ReferenceContext,
+    targets: Sequence[Path],
+    out: Path,
+    ensemble: int,
+    seed: int,
+    upsampling: str = "guided",
+    foreground: str | None = None,
 ) -> list[Path]:
-    """Writes ``out/<target name>.png`` (alpha, white = foreground, at the target's own size) for every target."""
+    """Writes ``out/<target name>.png`` (alpha, white = foreground, at the target's own size) for every target, and
+    with a ``foreground`` method (see :data:`FOREGROUND_METHODS`) also ``out/<target name>_rgba.png``, the cut-out
+    with straight alpha."""
     out.mkdir(parents=True, exist_ok=True)
     progress = TextProgress(len(targets), "matting")
     written = []
     for paths, images in _same_size_batches(targets, images_per_call(matting.max_batch, ensemble)):
-        alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_pass=progress.update)
-        for path, alpha in zip(paths, alphas, strict=True):
+        alphas = matting.matte(
+            context, images, ensemble=ensemble, seed=seed, on_pass=progress.update, upsampling=upsampling
+        )
+        if foreground is not None:
+            device = next(matting.decoder.parameters()).device
+            colours = estimate_foreground(images.to(device), alphas.to(device), foreground).cpu()
+        for index, (path, alpha) in enumerate(zip(paths, alphas, strict=True)):
             written.append(out / f"{path.stem}.png")
             save_alpha(written[-1], alpha)
+            if foreground is not None:
+                save_rgba(out / f"{path.stem}_rgba.png", colours[index], alpha)
     return written
 
 
@@ -152,6 +169,21 @@ def _parser() -> argparse.ArgumentParser:
         help="mask of the object on the reference (white = object), one per --reference",
     )
     matte.add_argument("--targets", type=Path, required=True, help="target image or folder of images")
+    matte.add_argument(
+        "--upsampling",
+        default="guided",
+        choices=UPSAMPLING_METHODS,
+        help="alpha from the 768 canvas to larger targets: guided by the full-resolution image (sharp edges) or "
+        "bilinear",
+    )
+    matte.add_argument(
+        "--foreground",
+        nargs="?",
+        const="multilevel",
+        choices=FOREGROUND_METHODS,
+        help="also write OUT/<name>_rgba.png, the cut-out with straight alpha; its colour in soft edges by "
+        "METHOD (default multilevel: estimated without the old background)",
+    )
     evaluation = commands.add_parser(
         "evaluate", help="measure SAD, MSE, Grad and Conn on a dataset laid out like ICM-57 (image/, alpha/, trimap/)"
     )
@@ -187,8 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         context = encode_references(
             matting, args.reference, args.reference_mask, args.timestep, args.ensemble, args.seed
         )
-        written = matte_folder(matting, context, targets, args.out, args.ensemble, args.seed)
-        print(f"{len(written)} alpha mattes written to {args.out}")
+        written = matte_folder(
+            matting, context, targets, args.out, args.ensemble, args.seed, args.upsampling, args.foreground
+        )
+        cutouts = " and RGBA cut-outs" if args.foreground else ""
+        print(f"{len(written)} alpha mattes{cutouts} written to {args.out}")
         return 0
     except (ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -64,7 +64,15 @@ class Letterbox:
         """``[B, height, width]`` in [0, 1] -> ``[B, size, size]``, padded with 0 (outside the RoI)."""
         return self._place(masks.unsqueeze(1), 0.0).squeeze(1)
 
+    @property
+    def upscales(self) -> bool:
+        """Whether the source is larger than its region of the canvas (results are upsampled on the way back)."""
+        return self.height > self.content_height or self.width > self.content_width
+
+    def content(self, maps: torch.Tensor) -> torch.Tensor:
+        """``[B, C, size, size]`` -> ``[B, C, content_height, content_width]``: the region the source fills."""
+        return maps[..., self.top : self.top + self.content_height, self.left : self.left + self.content_width]
+
     def restore(self, maps: torch.Tensor) -> torch.Tensor:
         """``[B, C, size, size]`` -> ``[B, C, height, width]``: the content region, resized to the source size."""
-        content = maps[..., self.top : self.top + self.content_height, self.left : self.left + self.content_width]
-        return resize(content, (self.height, self.width))
+        return resize(self.content(maps), (self.height, self.width))

@@ -42,6 +42,14 @@ def save_alpha(path: str | Path, alpha: torch.Tensor) -> None:
     Image.fromarray(array).save(path)
 
 
+def save_rgba(path: str | Path, image: torch.Tensor, alpha: torch.Tensor) -> None:
+    """Writes a colour ``[3, H, W]`` and alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit RGBA PNG (straight
+    alpha, as PNG defines it)."""
+    rgba = torch.cat([image.detach().float().cpu(), alpha.detach().float().reshape(1, *image.shape[-2:]).cpu()])
+    array = (rgba.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    Image.fromarray(array, "RGBA").save(path)
+
+
 def list_images(location: str | Path) -> list[Path]:
     """The image files of a folder (sorted by name), or the file itself."""
     location = Path(location)

@@ -15,6 +15,7 @@ from .backbone.features import (
     images_per_call,
     seeded_noise,
 )
+from .compositing.upsample import UPSAMPLING_METHODS, guided_upsample
 from .decoder.model import Guidance, InContextDecoder
 from .decoder.similarity import roi_query, roi_token_mask
 from .geometry import Letterbox
@@ -140,13 +141,19 @@ def target_guidance(
 
 @torch.no_grad()
 def predict_alpha(
-    decoder: InContextDecoder, target: TargetGuidance, images: torch.Tensor
+    decoder: InContextDecoder, target: TargetGuidance, images: torch.Tensor, upsampling: str = "guided"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The matting head on targets ``[B, 3, H, W]`` in [0, 1] (the images ``target`` was computed from).
+
+    ``upsampling`` brings alpha from the working canvas to targets larger than it: ``guided`` (edge-aware, guided by
+    the full-resolution target, see :mod:`icm_model.compositing.upsample`) or ``bilinear``. Smaller targets are always
+    resized bilinearly (antialiased).
 
     Returns:
         ``(alpha, guidance_preview)``, both ``[B, 1, H, W]`` at the images' own resolution; alpha in [0, 1].
     """
+    if upsampling not in UPSAMPLING_METHODS:
+        raise ValueError(f"unknown upsampling {upsampling!r}: use one of {', '.join(UPSAMPLING_METHODS)}")
     if images.shape[0] != len(target) or (images.shape[-2], images.shape[-1]) != (
         target.letterbox.height,
         target.letterbox.width,
@@ -156,9 +163,14 @@ def predict_alpha(
             f"guidance was computed from ({len(target)} of {target.letterbox.width}x{target.letterbox.height})"
         )
     device = next(decoder.parameters()).device
-    canvas = target.letterbox.image(images.to(device, torch.float32)) * 2 - 1
-    alpha, preview = decoder.matte(target.guidance, target.features, canvas)
-    return target.letterbox.restore(alpha).clamp(0, 1), target.letterbox.restore(preview)
+    box, images = target.letterbox, images.to(device, torch.float32)
+    canvas = box.image(images)
+    alpha, preview = decoder.matte(target.guidance, target.features, canvas * 2 - 1)
+    if upsampling == "guided" and box.upscales:
+        alpha = guided_upsample(box.content(alpha).clamp(0, 1), box.content(canvas), images)
+    else:
+        alpha = box.restore(alpha).clamp(0, 1)
+    return alpha, box.restore(preview)
 
 
 class InContextMatting:
@@ -198,8 +210,10 @@ class InContextMatting:
         ensemble: int = DEFAULT_ENSEMBLE,
         seed: int = 0,
         on_pass: Callable[[int], None] | None = None,
+        upsampling: str = "guided",
     ) -> torch.Tensor:
-        """Alpha ``[B, 1, H, W]`` in [0, 1] of targets ``[B, 3, H, W]`` in [0, 1], computed a few targets at a time."""
+        """Alpha ``[B, 1, H, W]`` in [0, 1] of targets ``[B, 3, H, W]`` in [0, 1], computed a few targets at a time;
+        ``upsampling`` as in :func:`predict_alpha`."""
         step = images_per_call(self.max_batch, ensemble)
         alphas = []
         for start in range(0, images.shape[0], step):
@@ -208,5 +222,5 @@ class InContextMatting:
                 self.backbone, self.decoder, context, chunk, ensemble=ensemble, seed=seed, max_batch=self.max_batch,
                 on_pass=on_pass,
             )  # fmt: skip
-            alphas.append(predict_alpha(self.decoder, target, chunk)[0].cpu())
+            alphas.append(predict_alpha(self.decoder, target, chunk, upsampling)[0].cpu())
         return torch.cat(alphas)

@@ -1,5 +1,6 @@
 """The ComfyUI nodes of the pack: the only code that imports ComfyUI."""
 
+from .compositing_nodes import IconMattingComposite
 from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
 from .metrics_nodes import IconMattingMetrics
 from .model_nodes import LoadIconMattingModel, register_model_folder
@@ -25,6 +26,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingBoxToMask": IconMattingBoxToMask,
     "IconMattingApplyAlpha": IconMattingApplyAlpha,
     "IconMattingMetrics": IconMattingMetrics,
+    "IconMattingComposite": IconMattingComposite,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -37,4 +39,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingBoxToMask": "Box to Reference Mask (IconMatting)",
     "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
     "IconMattingMetrics": "Matting Metrics (IconMatting)",
+    "IconMattingComposite": "Composite over Background (IconMatting)",
 }

@@ -66,11 +66,3 @@ class PassProgress:
     def __call__(self, steps: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         self.bar.update(steps)
-
-
-def cutouts(images: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """IMAGE ``[B, H, W, 3]`` and alpha ``[B, H, W]`` -> foreground on black ``[B, H, W, 3]`` and RGBA
-    ``[B, H, W, 4]``."""
-    alpha = alpha.to(images.device).unsqueeze(-1)
-    rgb = images[..., :3]
-    return rgb * alpha, torch.cat([rgb, alpha], dim=-1)

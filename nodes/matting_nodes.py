@@ -10,7 +10,8 @@ import torch
 from ..icm_model.backbone.features import images_per_call
 from ..icm_model.pipeline import DEFAULT_MAX_BATCH, TargetGuidance, predict_alpha, target_guidance
 from ..icm_model.visualize import overlay, similarity_maps
-from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last, cutouts
+from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last
+from .compositing_nodes import FOREGROUND_METHOD_INPUT, UPSAMPLING_INPUT, cutouts
 from .model_nodes import MODEL_TYPE, IconMattingModel
 from .reference_nodes import ENSEMBLE_INPUT, REFERENCE_TYPE, SEED_INPUT, Reference
 
@@ -89,12 +90,12 @@ class InContextSimilarity:
 
 
 def alpha_for_chunk(
-    iconmatting_model: IconMattingModel, guidance: TargetGuidance, images: torch.Tensor
+    iconmatting_model: IconMattingModel, guidance: TargetGuidance, images: torch.Tensor, upsampling: str = "guided"
 ) -> torch.Tensor:
     """The matting head on one chunk: alpha ``[b, H, W]`` in [0, 1] on the intermediate device."""
     decoder = iconmatting_model.load()
     device = next(decoder.parameters()).device
-    alpha, _ = predict_alpha(decoder, guidance.to(device), images)
+    alpha, _ = predict_alpha(decoder, guidance.to(device), images, upsampling)
     return alpha.squeeze(1).to(comfy.model_management.intermediate_device())
 
 
@@ -109,8 +110,8 @@ class MattingHead:
     RETURN_NAMES = ("alpha", "foreground", "rgba")
     OUTPUT_TOOLTIPS = (
         ALPHA_CONVENTION,
-        "The targets multiplied by alpha (foreground on black).",
-        "The targets with alpha as a 4th channel: SaveImage writes transparent PNGs.",
+        "The foreground on black (colour x alpha, premultiplied), colour by foreground_method.",
+        "Straight RGBA: the foreground colour with alpha as a 4th channel; SaveImage writes transparent PNGs.",
     )
     FUNCTION = "matte"
     SEARCH_ALIASES = [
@@ -124,10 +125,18 @@ class MattingHead:
                 "iconmatting_model": (MODEL_TYPE, {"tooltip": "The model the guidance was computed with."}),
                 "guidance": (GUIDANCE_TYPE, {"tooltip": "From In-Context Similarity."}),
                 "target_image": ("IMAGE", {"tooltip": "The same images In-Context Similarity received."}),
-            }
+            },
+            "optional": {"foreground_method": FOREGROUND_METHOD_INPUT, "upsampling": UPSAMPLING_INPUT},
         }
 
-    def matte(self, iconmatting_model: IconMattingModel, guidance: BatchGuidance, target_image):
+    def matte(
+        self,
+        iconmatting_model: IconMattingModel,
+        guidance: BatchGuidance,
+        target_image,
+        foreground_method: str = "multilevel",
+        upsampling: str = "guided",
+    ):
         if iconmatting_model.decoder.config != guidance.iconmatting_model.decoder.config:
             raise ValueError("iconmatting_model is not the model the guidance was computed with: wire the same one")
         images = channels_first(target_image, "target_image")
@@ -139,23 +148,26 @@ class MattingHead:
         progress = PassProgress(len(guidance))
         alphas, start = [], 0
         for chunk in guidance.chunks:
-            alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[start : start + len(chunk)]))
+            alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[start : start + len(chunk)], upsampling))
             start += len(chunk)
             progress(len(chunk))
         alpha = torch.cat(alphas)
-        return (alpha, *cutouts(target_image.to(alpha.device), alpha))
+        return (alpha, *cutouts(target_image.to(alpha.device), alpha, foreground_method))
 
 
 class IconMattingApplyAlpha:
     """Cut-outs from images and their alpha."""
 
-    DESCRIPTION = "Foreground (image x alpha, on black) and RGBA (alpha as 4th channel) from images and alpha."
+    DESCRIPTION = (
+        "Foreground on black (premultiplied) and straight RGBA (alpha as 4th channel) from images and alpha; the "
+        "foreground colour is estimated without the old background (foreground_method)."
+    )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "IMAGE")
     RETURN_NAMES = ("foreground", "rgba")
     OUTPUT_TOOLTIPS = (
-        "The images multiplied by alpha (foreground on black).",
-        "The images with alpha as a 4th channel: SaveImage writes transparent PNGs.",
+        "The foreground on black (colour x alpha, premultiplied), colour by foreground_method.",
+        "Straight RGBA: the foreground colour with alpha as a 4th channel; SaveImage writes transparent PNGs.",
     )
     FUNCTION = "apply"
     SEARCH_ALIASES = ["cutout", "apply mask", "transparent png", "rgba", "alpha matte", "remove background"]
@@ -166,14 +178,15 @@ class IconMattingApplyAlpha:
             "required": {
                 "image": ("IMAGE", {"tooltip": "The images to cut out (e.g. the video frames), at alpha's size."}),
                 "alpha": ("MASK", {"tooltip": ALPHA_CONVENTION + " One per image, or one for all."}),
-            }
+            },
+            "optional": {"foreground_method": FOREGROUND_METHOD_INPUT},
         }
 
-    def apply(self, image, alpha):
+    def apply(self, image, alpha, foreground_method: str = "multilevel"):
         if alpha.ndim == 2:
             alpha = alpha.unsqueeze(0)
         if alpha.shape[-2:] != image.shape[1:3] or alpha.shape[0] not in (1, image.shape[0]):
             raise ValueError(
                 f"alpha {list(alpha.shape)} does not fit image {list(image.shape)}: same size, one per image"
             )
-        return cutouts(image, alpha.expand(image.shape[0], -1, -1))
+        return cutouts(image, alpha.expand(image.shape[0], -1, -1), foreground_method)

@@ -58,6 +58,18 @@ def test_matte_writes_full_size_alpha_pngs(setup, tmp_path, capsys):
     assert "3 alpha mattes written" in capsys.readouterr().out
 
 
+def test_foreground_writes_straight_rgba_cutouts(setup, tmp_path, capsys):
+    assert main(_matte_args(setup, tmp_path / "out", "--foreground", "--upsampling", "bilinear")) == 0
+    assert "3 alpha mattes and RGBA cut-outs written" in capsys.readouterr().out
+    cutout = Image.open(tmp_path / "out" / "c_rgba.png")
+    assert cutout.mode == "RGBA" and cutout.size == (90, 200)
+    alpha = np.asarray(Image.open(tmp_path / "out" / "c.png"))
+    assert np.array_equal(np.asarray(cutout)[..., 3], alpha)
+    assert main(_matte_args(setup, tmp_path / "plain", "--foreground", "multiply")) == 0
+    target = np.asarray(Image.open(setup / "targets" / "c.jpg"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "plain" / "c_rgba.png"))[..., :3], target)
+
+
 def test_same_seed_same_pngs(setup, tmp_path):
     for run in ("one", "two"):
         assert main(_matte_args(setup, tmp_path / run, "--seed", "5", "--ensemble", "2")) == 0

@@ -106,6 +106,9 @@ def _assets(base: Path, small: Path) -> None:
         start=2,
     ):
         _image(inputs / f"{name}.png", 512 - 40 * seed, 384 + 16 * seed, seed)
+    for seed, name in enumerate(["icm_render_1", "icm_render_2"], start=10):  # larger than the 768 canvas
+        _image(inputs / f"{name}.png", 1024, 640, seed)
+    _image(inputs / "icm_background.png", 300, 400, 12)
     _comfy_run("video", str(inputs / "icm_video.mp4"))
     _mask(inputs / "icm_video_mask.png", 192, 128, (48, 32, 96, 64))
 
@@ -257,3 +260,7 @@ def test_workflow_runs(server, name):
         sizes = {Image.open(base / "output" / f["subfolder"] / f["filename"]).size for f in files}
         assert sizes == {(512 - 40 * seed, 384 + 16 * seed) for seed in (2, 3, 4)}
         assert all(Image.open(base / "output" / f["subfolder"] / f["filename"]).mode == "RGBA" for f in files)
+    if name.startswith("composite_"):  # two transparent cut-outs and two opaque composites at the renders' size
+        opened = [Image.open(base / "output" / f["subfolder"] / f["filename"]) for f in files]
+        assert sorted(image.mode for image in opened) == ["RGB", "RGB", "RGBA", "RGBA"]
+        assert {image.size for image in opened} == {(1024, 640)}

@@ -238,8 +238,11 @@ def test_image_nodes_end_to_end(nodes, icm, comfy_sd2, reference_inputs, targets
     assert float(inter.min()) >= 0 and float(inter.max()) <= 1
     alpha, foreground, rgba = nodes["MattingHead"]().matte(icm, guidance, targets)
     assert alpha.shape == (3, 70, 90) and float(alpha.min()) >= 0 and float(alpha.max()) <= 1
-    torch.testing.assert_close(foreground, targets * alpha.unsqueeze(-1))
-    assert torch.equal(rgba[..., 3], alpha) and torch.equal(rgba[..., :3], targets)
+    torch.testing.assert_close(foreground, rgba[..., :3] * alpha.unsqueeze(-1))
+    assert torch.equal(rgba[..., 3], alpha) and not torch.equal(rgba[..., :3], targets)  # estimated colours
+    plain = nodes["MattingHead"]().matte(icm, guidance, targets, "multiply", "bilinear")
+    torch.testing.assert_close(plain[1], targets * alpha.unsqueeze(-1))  # targets are smaller than the canvas
+    assert torch.equal(plain[2][..., :3], targets)
     again = nodes["MattingHead"]().matte(
         icm, nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)[0], targets
     )[0]
@@ -296,8 +299,11 @@ def test_loadimage_empty_mask_gets_a_hint(nodes, icm, comfy_sd2, reference_input
 def test_apply_alpha(nodes):
     image, alpha = torch.rand(2, 8, 9, 3), torch.rand(2, 8, 9)
     foreground, rgba = nodes["IconMattingApplyAlpha"]().apply(image, alpha)
+    torch.testing.assert_close(foreground, rgba[..., :3] * alpha.unsqueeze(-1))
+    assert rgba.shape == (2, 8, 9, 4) and torch.equal(rgba[..., 3], alpha)
+    foreground, rgba = nodes["IconMattingApplyAlpha"]().apply(image, alpha, "multiply")
     torch.testing.assert_close(foreground, image * alpha.unsqueeze(-1))
-    assert rgba.shape == (2, 8, 9, 4)
+    assert torch.equal(rgba[..., :3], image)
     with pytest.raises(ValueError, match="does not fit image"):
         nodes["IconMattingApplyAlpha"]().apply(image, alpha[..., :5])
 

@@ -37,6 +37,7 @@ CORE_NODES = {
     "SaveImage": {"inputs": {"images": "IMAGE"}, "widgets": {"filename_prefix": str}, "outputs": []},
     "PreviewImage": {"inputs": {"images": "IMAGE"}, "widgets": {}, "outputs": []},
     "MaskToImage": {"inputs": {"mask": "MASK"}, "widgets": {}, "outputs": ["IMAGE"]},
+    "ImageBatch": {"inputs": {"image1": "IMAGE", "image2": "IMAGE"}, "widgets": {}, "outputs": ["IMAGE"]},
 }
 UPLOAD_NODES = {"LoadImage", "LoadImageMask", "LoadVideo"}
 MODEL_FILE_WIDGETS = {("LoadIconMattingModel", "model_name")}

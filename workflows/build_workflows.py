@@ -27,6 +27,7 @@ OUTPUTS = {
     "GetVideoComponents": [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")],
     "CreateVideo": [("VIDEO", "VIDEO")],
     "MaskToImage": [("IMAGE", "IMAGE")],
+    "ImageBatch": [("IMAGE", "IMAGE")],
     "SaveImage": [],
     "PreviewImage": [],
     "SaveVideo": [],
@@ -42,12 +43,14 @@ OUTPUTS = {
     "IconMattingBoxToMask": [("reference_mask", "MASK")],
     "IconMattingPointsToMask": [("reference_mask", "MASK")],
     "IconMattingApplyAlpha": [("foreground", "IMAGE"), ("rgba", "IMAGE")],
+    "IconMattingComposite": [("image", "IMAGE")],
 }
 # Linked (non-widget) inputs of every node type, in slot order: (name, type).
 INPUTS = {
     "SaveImage": [("images", "IMAGE")],
     "PreviewImage": [("images", "IMAGE")],
     "MaskToImage": [("mask", "MASK")],
+    "ImageBatch": [("image1", "IMAGE"), ("image2", "IMAGE")],
     "GetVideoComponents": [("video", "VIDEO")],
     "CreateVideo": [("images", "IMAGE"), ("audio", "AUDIO")],
     "SaveVideo": [("video", "VIDEO")],
@@ -79,6 +82,7 @@ INPUTS = {
     "IconMattingBoxToMask": [("reference_image", "IMAGE")],
     "IconMattingPointsToMask": [("reference_image", "IMAGE")],
     "IconMattingApplyAlpha": [("image", "IMAGE"), ("alpha", "MASK")],
+    "IconMattingComposite": [("foreground", "IMAGE"), ("alpha", "MASK"), ("background", "IMAGE")],
 }
 # Widget names of every node type, in widgets_values order (API format names them).
 WIDGETS = {
@@ -92,10 +96,14 @@ WIDGETS = {
     "LoadIconMattingModel": ["model_name"],
     "EncodeReferenceContext": ["prompt_type", "timestep", "ensemble_size", "seed"],
     "InContextSimilarity": ["ensemble_size", "seed"],
+    "MattingHead": ["foreground_method", "upsampling"],
+    "IconMattingApplyAlpha": ["foreground_method"],
+    "IconMattingComposite": ["foreground_alpha", "background_fit", "background_color"],
     "VideoInContextMatte": ["reference_frame", "prompt_type", "chunk_size", "timestep", "ensemble_size", "seed"],
     "IconMattingBoxToMask": ["x", "y", "width", "height"],
     "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
 }
+HEAD_WIDGETS = {"foreground_method": "multilevel", "upsampling": "guided"}
 UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
 COLUMN_STEP, ROW_STEP = 380, 380
 """Grid of the layout, in canvas pixels: the tallest nodes (image and video loaders with their preview) fit a row."""
@@ -221,7 +229,7 @@ def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encod
     nodes = [
         Node(load, "LoadImage", {"image": target_image}, 2, row + 1, f"Target {target_image}"),
         Node(similarity, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, row + 1),
-        Node(head, "MattingHead", {}, 4, row + 1),
+        Node(head, "MattingHead", HEAD_WIDGETS, 4, row + 1),
         Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row + 1),
     ]
     links = [
@@ -299,7 +307,7 @@ def fig10_similarity_maps() -> Workflow:
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
         Node(8, "PreviewImage", {}, 4, 0, "Inter-similarity"),
         Node(9, "PreviewImage", {}, 5, 0, "Intra-similarity"),
-        Node(10, "MattingHead", {}, 4, 1),
+        Node(10, "MattingHead", HEAD_WIDGETS, 4, 1),
         Node(11, "MaskToImage", {}, 5, 1),
         Node(12, "PreviewImage", {}, 6, 1, "Alpha"),
     ]
@@ -348,7 +356,7 @@ def fig6_video_from_one_frame() -> Workflow:
             3,
             0,
         ),
-        Node(7, "IconMattingApplyAlpha", {}, 4, 0),
+        Node(7, "IconMattingApplyAlpha", {"foreground_method": "multilevel"}, 4, 0),
         Node(8, "CreateVideo", {"fps": 24.0}, 5, 0, "Foreground video"),
         Node(
             9, "SaveVideo", {"filename_prefix": "video/iconmatting_foreground", "format": "auto", "codec": "auto"}, 6, 0
@@ -376,11 +384,61 @@ def fig6_video_from_one_frame() -> Workflow:
     return Workflow("fig6_video_from_one_frame", "Fig. 6: every frame of a video from one marked frame", nodes, links)
 
 
+def composite_renders_over_background() -> Workflow:
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(
+            4,
+            "LoadImageMask",
+            {"image": "icm_reference_mask.png", "channel": "red"},
+            1,
+            1,
+            "Reference mask (white = object)",
+        ),
+        _encode(5),
+        Node(6, "LoadImage", {"image": "icm_render_1.png"}, 0, 2, "Render 1"),
+        Node(7, "LoadImage", {"image": "icm_render_2.png"}, 1, 2, "Render 2 (same size)"),
+        Node(8, "ImageBatch", {}, 2, 2, "Batch of renders"),
+        Node(9, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
+        Node(10, "MattingHead", HEAD_WIDGETS, 4, 1),
+        Node(11, "LoadImage", {"image": "icm_background.png"}, 4, 2, "New background (any size)"),
+        Node(
+            12,
+            "IconMattingComposite",
+            {"foreground_alpha": "straight", "background_fit": "cover", "background_color": "#00ff00"},
+            5,
+            1,
+        ),
+        Node(13, "SaveImage", {"filename_prefix": "iconmatting/composite"}, 6, 1, "Composites"),
+        Node(14, "SaveImage", {"filename_prefix": "iconmatting/cutout"}, 5, 0, "Transparent cut-outs"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "MASK", 5, "reference_mask"),
+        (6, "IMAGE", 8, "image1"),
+        (7, "IMAGE", 8, "image2"),
+        (5, "reference", 9, "reference"),
+        (8, "IMAGE", 9, "target_image"),
+        (2, "iconmatting_model", 10, "iconmatting_model"),
+        (9, "guidance", 10, "guidance"),
+        (8, "IMAGE", 10, "target_image"),
+        (10, "rgba", 12, "foreground"),
+        (11, "IMAGE", 12, "background"),
+        (12, "image", 13, "images"),
+        (10, "rgba", 14, "images"),
+    ]
+    title = "Matte a batch of renders, composite them over a new background"
+    return Workflow("composite_renders_over_background", title, nodes, links)
+
+
 WORKFLOWS = [
     fig1_one_reference_many_domains,
     fig8_same_instance_other_views,
     fig10_similarity_maps,
     fig6_video_from_one_frame,
+    composite_renders_over_background,
 ]
 
 

@@ -1,0 +1,100 @@
+"""Benchmark: seconds and peak memory of foreground colour estimation and of guided upsampling of alpha.
+
+    python bench/compositing.py                          # 1024^2 and 4096^2 on the CPU
+    python bench/compositing.py --sizes 2048 --device cuda
+
+Each measurement runs in a fresh subprocess, so the peak memory it reports (process peak RSS above what the inputs
+already held, or CUDA peak allocation) belongs to that one call. Inputs are a synthetic soft-edged composite; the
+time is one call after a small warm-up call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from icm_model.compositing import estimate_foreground, guided_upsample  # noqa: E402
+from icm_model.geometry import resize  # noqa: E402
+
+WORKING = 768
+OPERATIONS = ("multilevel", "blur_fusion", "guided_upsample", "bilinear_upsample")
+
+
+def _inputs(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    coarse = torch.rand(1, 4, 8, 8, generator=generator)
+    fields = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    alpha = torch.sigmoid((fields[:, 3:] - 0.5) * 40)
+    image = (alpha * fields[:, :3] + (1 - alpha) * fields[:, :3].flip(1)).clamp(0, 1)
+    return image.to(device), alpha.to(device)
+
+
+def _call(operation: str, image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    if operation in ("multilevel", "blur_fusion"):
+        return estimate_foreground(image, alpha, operation)
+    working = resize(alpha, (WORKING, WORKING))
+    if operation == "bilinear_upsample":
+        return resize(working, image.shape[-2:])
+    return guided_upsample(working, resize(image, (WORKING, WORKING)), image)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def measure(operation: str, size: int, device: str) -> dict:
+    """One measurement in this process: ``{"seconds": ..., "peak_mb": ...}``."""
+    device = torch.device(device)
+    _call(operation, *_inputs(64 if operation in ("multilevel", "blur_fusion") else WORKING * 2, device))  # warm up
+    image, alpha = _inputs(size, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+    start = time.perf_counter()
+    with torch.no_grad():
+        _call(operation, image, alpha)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"seconds": seconds, "peak_mb": max(0, peak) / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096], help="image sides (square images)")
+    parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--one", nargs=2, metavar=("OPERATION", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one[0], int(args.one[1]), args.device)))
+        return
+    print(f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("| operation | size | seconds | peak memory (MB) |")
+    print("|---|---|---|---|")
+    for size in args.sizes:
+        for operation in args.operations:
+            command = [sys.executable, __file__, "--device", args.device, "--one", operation, str(size)]
+            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            print(f"| {operation} | {size}x{size} | {result['seconds']:.2f} | {result['peak_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
