@@ -5,13 +5,15 @@
 
 Each measurement runs in a fresh subprocess, so the peak memory it reports (process peak RSS above what the inputs
 already held, or CUDA peak allocation) belongs to that one call. Inputs are a synthetic soft-edged composite; the
-time is one call after a small warm-up call.
+time is one call after a small warm-up call: wall seconds, and the process's CPU seconds (all threads), which say more
+than wall time on a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,8 +54,20 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+def _reset_peak_rss() -> None:
+    """Resets the kernel's peak RSS (VmHWM) to the current RSS, so that making the inputs does not count."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def measure(operation: str, size: int, device: str) -> dict:
-    """One measurement in this process: ``{"seconds": ..., "peak_mb": ...}``."""
+    """One measurement in this process: ``{"seconds": wall, "cpu_seconds": process CPU time, "peak_mb": ...}``."""
     device = torch.device(device)
     _call(operation, *_inputs(64 if operation in ("multilevel", "blur_fusion") else WORKING * 2, device))  # warm up
     image, alpha = _inputs(size, device)
@@ -62,18 +76,16 @@ def measure(operation: str, size: int, device: str) -> dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
+        _reset_peak_rss()
         base = _rss_bytes()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch.no_grad():
         _call(operation, image, alpha)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"seconds": seconds, "peak_mb": max(0, peak) / 2**20}
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda" else _peak_rss_bytes()) - base
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": max(0, peak) / 2**20}
 
 
 def main() -> None:
@@ -86,14 +98,20 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.device)))
         return
-    print(f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print("| operation | size | seconds | peak memory (MB) |")
-    print("|---|---|---|---|")
+    load = os.getloadavg()[0]
+    threads = torch.get_num_threads()
+    print(f"device {args.device}, {threads} threads, torch {torch.__version__}, load average {load:.1f}")
+    print("| operation | size | seconds | CPU seconds | peak memory (MB) |")
+    print("|---|---|---|---|---|")
     for size in args.sizes:
         for operation in args.operations:
             command = [sys.executable, __file__, "--device", args.device, "--one", operation, str(size)]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            print(f"| {operation} | {size}x{size} | {result['seconds']:.2f} | {result['peak_mb']:.0f} |", flush=True)
+            print(
+                f"| {operation} | {size}x{size} | {result['seconds']:.2f} | {result['cpu_seconds']:.2f} | "
+                f"{result['peak_mb']:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from icm_model.compositing import (
 )
 from icm_model.compositing.filters import box_filter
 from icm_model.geometry import Letterbox, resize
+from icm_model.pipeline import InContextMatting
 
 
 def _smooth(channels: int, height: int, width: int, cells: int, seed: int) -> torch.Tensor:
@@ -152,3 +153,18 @@ def test_parse_colour():
     for bad in ("green", "#12345", "256, 0, 0", "1, 2"):
         with pytest.raises(ValueError, match="is not a colour: write #RRGGBB"):
             parse_colour(bad)
+
+
+def test_pipeline_upsamples_large_targets_guided(tiny_backbone, tiny_decoder, reference_pair):
+    matting = InContextMatting(tiny_backbone, tiny_decoder)  # a 128-pixel working canvas
+    context = matting.encode_reference(*reference_pair)
+    large = torch.rand(2, 3, 256, 384, generator=torch.Generator().manual_seed(11))
+    guided, bilinear = (matting.matte(context, large, upsampling=method) for method in ("guided", "bilinear"))
+    assert guided.shape == bilinear.shape == (2, 1, 256, 384) and guided.min() >= 0 and guided.max() <= 1
+    assert (guided - bilinear).abs().max() > 0.01  # the guide's detail
+    coarse = (resize(guided, (85, 128)) - resize(bilinear, (85, 128))).abs().mean()
+    assert coarse < 0.05, coarse  # the same matte at working resolution
+    small = torch.rand(1, 3, 60, 90, generator=torch.Generator().manual_seed(12))
+    assert torch.equal(matting.matte(context, small), matting.matte(context, small, upsampling="bilinear"))
+    with pytest.raises(ValueError, match="unknown upsampling 'nearest': use one of guided, bilinear"):
+        matting.matte(context, small, upsampling="nearest")
