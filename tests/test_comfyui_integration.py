@@ -7,6 +7,7 @@ failed in CI. The server and its base directory are tests/comfy_server.py's (the
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +25,7 @@ OUR_NODES = (
     "MattingHead",
     "VideoInContextMatte",
 )
+NOT_NODE_NAMES = {"IconMatting"}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,22 @@ def test_pack_imports_cleanly(server):
     for node in OUR_NODES:
         assert node in info, node
     assert info["EncodeReferenceContext"]["input"]["required"]["timestep"][1]["default"] == 200
+    for node in OUR_NODES:  # ComfyUI 0.3.64 does not send search_aliases yet; newer versions send SEARCH_ALIASES
+        if "search_aliases" in info[node]:
+            assert "matting" in info[node]["search_aliases"], node
+    # Node ids named in our descriptions and tooltips (CamelCase words) exist in this ComfyUI.
+    ours = {name: node for name, node in info.items() if node["python_module"].endswith(PACK_FOLDER)}
+    texts = [node["description"] for node in ours.values()]
+    texts += [tip for node in ours.values() for tip in node.get("output_tooltips", [])]
+    texts += [
+        spec[1].get("tooltip", "")
+        for node in ours.values()
+        for group in node["input"].values()
+        for spec in group.values()
+        if len(spec) > 1
+    ]
+    named = {word for text in texts for word in re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+(?:_\w+)?\b", text)}
+    assert named and named - NOT_NODE_NAMES <= set(info), named - NOT_NODE_NAMES - set(info)
     assert any(PACK_FOLDER in path for path in server.get("/extensions"))
 
 
