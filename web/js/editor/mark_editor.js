@@ -372,21 +372,21 @@ export class MarkEditor extends CanvasEditor {
     if (drag?.tool === "box") boxes.push({ ...boxFromCorners(drag.start, drag.end), positive: drag.positive });
     ctx.lineCap = "round";
     ctx.lineJoin = "round";
-    ctx.globalAlpha = 0.55;
     for (const s of scribbles) {
-      ctx.strokeStyle = colour(s.positive);
-      ctx.fillStyle = colour(s.positive);
-      ctx.lineWidth = s.width * fit.scale;
+      // The stroke at its true width, translucent, over a thin dark outline that keeps it visible on any image.
+      const path = new Path2D();
       const [first, ...rest] = s.points.map(([x, y]) => imageToCanvas({ x, y }, fit));
-      ctx.beginPath();
-      if (!rest.length) {
-        ctx.arc(first.x, first.y, ctx.lineWidth / 2, 0, 2 * Math.PI);
-        ctx.fill();
-        continue;
-      }
-      ctx.moveTo(first.x, first.y);
-      for (const p of rest) ctx.lineTo(p.x, p.y);
-      ctx.stroke();
+      path.moveTo(first.x, first.y);
+      for (const p of rest.length ? rest : [first]) path.lineTo(p.x, p.y);
+      const width = s.width * fit.scale;
+      ctx.globalAlpha = 0.5;
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = width + 2 * dpr;
+      ctx.stroke(path);
+      ctx.globalAlpha = 0.6;
+      ctx.strokeStyle = colour(s.positive);
+      ctx.lineWidth = width;
+      ctx.stroke(path);
     }
     ctx.globalAlpha = 1;
     for (const b of boxes) {
