@@ -12,11 +12,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from comfy_server import SD_CHECKPOINT
+from PIL import Image, ImageDraw
 
-PROMPT = "IconMattingReferencePrompt"
-IMAGE = "icm_reference.png"  # 512 x 384, tests/comfy_server.py
+IMAGE = "icm_editor_scene.png"
 WIDTH, HEIGHT = 512, 384
 TOLERANCE = 0.1  # image pixels: pointer positions are fractional CSS pixels
 
@@ -51,7 +52,7 @@ BUILD_GRAPH = """async ({ckpt, image}) => {
   link(encode, "reference", preview, "source");
   const canvas = window.app.canvas;
   canvas.ds.scale = 0.8;
-  canvas.ds.offset = [40 - prompt.pos[0] + 300, 60];
+  canvas.ds.offset = [40 - prompt.pos[0] + 300, 140];
   canvas.setDirty(true, true);
   return prompt.id;
 }"""
@@ -66,6 +67,18 @@ CLIENT_OF = """([id, x, y]) => {
   return [r.left + ((c.width - W * s) / 2 + x * s) * r.width / c.width,
           r.top + ((c.height - H * s) / 2 + y * s) * r.height / c.height];
 }"""
+
+
+def _scene(path: Path) -> None:
+    """A picture to mark: an orange ball and a purple box on a sky-to-ground gradient."""
+    t = np.linspace(0, 1, HEIGHT)[:, None, None]
+    sky, ground = np.array([90, 150, 220]), np.array([70, 120, 60])
+    rows = np.where(t < 0.7, sky * (1 - t) + 255 * t * 0.6, ground)
+    image = Image.fromarray(np.broadcast_to(rows, (HEIGHT, WIDTH, 3)).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((80, 130, 220, 270), fill=(240, 140, 40), outline=(120, 60, 10), width=3)
+    draw.rectangle((320, 130, 440, 250), fill=(130, 70, 170), outline=(60, 20, 90), width=3)
+    image.save(path)
 
 
 def _marks(comfy, node_id: int) -> dict:
@@ -87,7 +100,9 @@ def _editor_state(comfy, node_id: int) -> dict:
     return comfy.evaluate(
         """(id) => { const n = window.app.graph.getNodeById(id), e = n.iconmattingEditor;
             return {connected: e.element.isConnected, image: e.image && [e.image.naturalWidth, e.image.naturalHeight],
-                    url: e.imageURL, roi: e.roi && e.roi.cells.length, status: e.statusLine.textContent,
+                    url: e.imageURL, roi: e.roi && [e.roi.cells.filter((c) => !c.extension).length,
+                    e.roi.cells.filter((c) => c.extension).length], roi_size: e.roi && [e.roi.width, e.roi.height],
+                    status: e.statusLine.textContent,
                     stored: n.properties.iconmatting_image ?? null}; }""",
         node_id,
     )
@@ -113,11 +128,12 @@ def _screenshot(comfy, node_id: int, name: str) -> None:
 
 def _wait_for_image(comfy, node_id: int) -> None:
     comfy.page.wait_for_function(
-        "(id) => window.app.graph.getNodeById(id)?.iconmattingEditor?.image", arg=node_id, timeout=20_000
+        "(id) => window.app.graph.getNodeById(id)?.iconmattingEditor?.image", arg=node_id, timeout=60_000
     )
 
 
 def test_mark_editor(comfy):
+    _scene(comfy.server.base / "input" / IMAGE)
     node_id = comfy.evaluate(BUILD_GRAPH, {"ckpt": SD_CHECKPOINT, "image": IMAGE})
     comfy.page.wait_for_timeout(800)
     if not _editor_state(comfy, node_id)["connected"]:
@@ -147,26 +163,26 @@ def test_mark_editor(comfy):
     def tool(label):
         page.locator(".iconmatting-editor button", has_text=label).first.click()
 
-    mouse.click(*at(100, 50))  # left click: a positive point
-    mouse.click(*at(400.5, 300.25), button="right")  # right click: a negative point
-    tool("Box")
-    mouse.move(*at(180, 100))
+    mouse.click(*at(150, 200))  # left click: a positive point on the ball
+    mouse.click(*at(400.5, 300.25), button="right")  # right click: a negative point on the ground
+    tool("Box")  # a box around the purple box
+    mouse.move(*at(450, 260))
     mouse.down()
-    mouse.move(*at(330, 260), steps=6)
+    mouse.move(*at(310, 120), steps=6)
     mouse.up()
-    tool("Brush")
-    mouse.move(*at(40, 320))
+    tool("Brush")  # a scribble over the ball
+    mouse.move(*at(110, 230))
     mouse.down()
-    mouse.move(*at(140, 340), steps=4)
+    mouse.move(*at(190, 250), steps=4)
     mouse.up()
     expected = {
         "version": 1,
         "image": {"width": WIDTH, "height": HEIGHT},
-        "points": [{"x": 100, "y": 50, "positive": True}, {"x": 400.5, "y": 300.25, "positive": False}],
+        "points": [{"x": 150, "y": 200, "positive": True}, {"x": 400.5, "y": 300.25, "positive": False}],
         "scribbles": [
-            {"points": [[40, 320], [65, 325], [90, 330], [115, 335], [140, 340]], "width": 16, "positive": True}
+            {"points": [[110, 230], [130, 235], [150, 240], [170, 245], [190, 250]], "width": 16, "positive": True}
         ],
-        "boxes": [{"x": 180, "y": 100, "width": 150, "height": 160, "positive": True}],
+        "boxes": [{"x": 310, "y": 120, "width": 140, "height": 140, "positive": True}],
     }
     marks = _marks(comfy, node_id)
     assert _close(marks, expected), marks
@@ -189,9 +205,11 @@ def test_mark_editor(comfy):
     result = comfy.queue_and_wait()
     assert result["status"]["status_str"] == "success", result["status"]
     roi_shown = "(id) => window.app.graph.getNodeById(id).iconmattingEditor.roi"
-    page.wait_for_function(roi_shown, arg=node_id, timeout=20_000)
+    page.wait_for_function(roi_shown, arg=node_id, timeout=60_000)
     state = _editor_state(comfy, node_id)
-    assert state["roi"] > 0 and "RoI:" in state["status"], state
+    prompt_cells, extension_cells = state["roi"]
+    assert prompt_cells > 0 and extension_cells > 0 and "RoI tokens:" in state["status"], state
+    assert state["roi_size"] == [WIDTH, HEIGHT], state
     assert state["stored"]["type"] == "temp" and state["stored"]["source"]["filename"] == IMAGE, state
     _wait_for_image(comfy, node_id)
     _screenshot(comfy, node_id, "mark_editor_roi")

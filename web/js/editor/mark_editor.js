@@ -100,10 +100,14 @@ export class MarkEditor extends CanvasEditor {
     if (!this.image) return this.setStatus("No image yet: connect a Load Image, or run the workflow once.");
     const parts = [`${this.image.naturalWidth}×${this.image.naturalHeight}`];
     const m = this.marks;
-    parts.push(`${m.points.length} points, ${m.boxes.length} boxes, ${m.scribbles.length} scribbles`);
+    const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+    parts.push(
+      [count(m.points.length, "point", "points"), count(m.boxes.length, "box", "boxes"),
+        count(m.scribbles.length, "scribble", "scribbles")].join(", "),
+    );
     if (this.roi && this.showRoi) {
       const { prompt, extension } = roiCounts(this.roi);
-      parts.push(`RoI: ${prompt} prompt (blue) + ${extension} extension (orange) tokens`);
+      parts.push(`RoI tokens: ${prompt} from the marks (blue) + ${extension} extension (orange)`);
     }
     if (this.warning) parts.unshift(`⚠ ${this.warning}`);
     this.setStatus(parts.join(" · "));
