@@ -1,9 +1,9 @@
 """The mark editor of Reference Prompt (IconMatting) in the real frontends (pinned and current, Nodes 2.0 off and on).
 
 Clicks, a box drag and a brush stroke on the editor's canvas must become exactly the expected marks (image pixels,
-whatever the graph zoom and node size); undo/redo; the workflow keeps marks and image through save/load and a page
-reload; after a real run the RoI tokens appear over the image. With ICM_EDITOR_SCREENSHOTS set to a folder, pictures
-of the editor are written there (docs/images/ in the README).
+whatever the graph zoom and node size); undo/redo; the workflow keeps marks and image through save/load, a tab
+switch and a page reload; after a real run the RoI tokens appear over the image. With ICM_EDITOR_SCREENSHOTS set to a
+folder, pictures of the editor are written there (docs/images/ in the README).
 """
 
 from __future__ import annotations
@@ -213,6 +213,18 @@ def test_mark_editor(comfy):
     assert state["stored"]["type"] == "temp" and state["stored"]["source"]["filename"] == IMAGE, state
     _wait_for_image(comfy, node_id)
     _screenshot(comfy, node_id, "mark_editor_roi")
+
+    # A tab switch: another workflow, then back to this one.
+    run_command = "async (id) => { await window.app.extensionManager.command.execute(id); }"
+    comfy.evaluate(run_command, "Comfy.NewBlankWorkflow")
+    page.wait_for_function("() => window.app.graph.nodes.length === 0", timeout=60_000)
+    comfy.evaluate(run_command, "Workspace.PreviousOpenedWorkflow")
+    page.wait_for_function("(id) => window.app.graph.getNodeById(id)?.iconmattingEditor", arg=node_id, timeout=60_000)
+    _wait_for_image(comfy, node_id)
+    assert _close(_marks(comfy, node_id), expected)
+    switched = _editor_state(comfy, node_id)
+    assert switched["stored"] == state["stored"] and switched["url"] == state["url"], switched
+    assert switched["roi"] == state["roi"], switched
 
     page.reload()
     page.wait_for_function("(id) => window.app?.graph?.getNodeById(id)?.iconmattingEditor", arg=node_id, timeout=60_000)
