@@ -4,6 +4,7 @@ from .compositing_nodes import IconMattingComposite
 from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
 from .metrics_nodes import IconMattingMetrics
 from .model_nodes import LoadIconMattingModel, register_model_folder
+from .prompt_nodes import IconMattingCorrection, IconMattingReferencePrompt
 from .reference_nodes import (
     EncodeReferenceContext,
     IconMattingBoxToMask,
@@ -27,6 +28,8 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingApplyAlpha": IconMattingApplyAlpha,
     "IconMattingMetrics": IconMattingMetrics,
     "IconMattingComposite": IconMattingComposite,
+    "IconMattingReferencePrompt": IconMattingReferencePrompt,
+    "IconMattingCorrection": IconMattingCorrection,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -40,4 +43,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
     "IconMattingMetrics": "Matting Metrics (IconMatting)",
     "IconMattingComposite": "Composite over Background (IconMatting)",
+    "IconMattingReferencePrompt": "Reference Prompt (IconMatting)",
+    "IconMattingCorrection": "Correct Target (IconMatting)",
 }
