@@ -9,6 +9,7 @@ from .reference_nodes import (
     IconMattingCombineReferences,
     IconMattingPointsToMask,
 )
+from .video_batch_nodes import IconMattingVideoBatchManager
 from .video_nodes import VideoInContextMatte
 
 register_model_folder()
@@ -25,6 +26,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingBoxToMask": IconMattingBoxToMask,
     "IconMattingApplyAlpha": IconMattingApplyAlpha,
     "IconMattingMetrics": IconMattingMetrics,
+    "IconMattingVideoBatchManager": IconMattingVideoBatchManager,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -37,4 +39,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingBoxToMask": "Box to Reference Mask (IconMatting)",
     "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
     "IconMattingMetrics": "Matting Metrics (IconMatting)",
+    "IconMattingVideoBatchManager": "Video Batch Manager (IconMatting)",
 }

@@ -106,15 +106,25 @@ class EncodeReferenceContext:
 
     def encode(self, iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
                ensemble_size, seed, clip=None, empty_conditioning=None):  # fmt: skip
-        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
-        images = channels_first(reference_image, "reference_image")
-        progress = PassProgress(images.shape[0])
-        context = encode_reference(
-            backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
-            timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=progress, rule=PROMPT_TYPES[prompt_type],
+        reference = encode_reference_context(
+            iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep, ensemble_size, seed,
+            clip, empty_conditioning,
         )  # fmt: skip
-        reference = Reference(context, backbone, iconmatting_model)
         return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
+
+
+def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
+                             ensemble_size, seed, clip=None, empty_conditioning=None, on_pass=None):  # fmt: skip
+    """What Encode Reference Context outputs; ``on_pass`` (default: a progress bar over the references) is called
+    after every U-Net pass with the number of references it covered. Returns a :class:`Reference`."""
+    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+    images = channels_first(reference_image, "reference_image")
+    context = encode_reference(
+        backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
+        timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=on_pass or PassProgress(images.shape[0]),
+        rule=PROMPT_TYPES[prompt_type],
+    )  # fmt: skip
+    return Reference(context, backbone, iconmatting_model)
 
 
 class IconMattingCombineReferences:
