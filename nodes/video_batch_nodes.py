@@ -79,6 +79,7 @@ class IconMattingVideoBatchManager:
         "Frames in this run (e.g. for a loader's frame_load_cap).",
     )
     FUNCTION = "next_batch"
+    SEARCH_ALIASES = ["batch manager", "meta batch", "long video", "frame range", "video in batches"]
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -185,16 +185,16 @@ class VideoInContextMatte:
                 "the Video Batch Manager's frames (or a loader driven by its start_frame and frame_count)"
             )
         progress = FrameProgress(frames.shape[0])
-        key = (batch.clip if batch else None, self._settings(iconmatting_model, model, vae, reference_mask,
+        key = None if batch is None else (batch.clip, self._settings(iconmatting_model, model, vae, reference_mask,
                reference_frame, prompt_type, timestep, ensemble_size, seed, clip, empty_conditioning, reference_image,
                temporal_stability))  # fmt: skip
-        state = _clips.get(key) if batch is not None else None
+        state = _clips.get(key) if key is not None else None
         note = ""
         if state is not None and state.next_frame == start:
             stabiliser = state.stabiliser.copy() if state.stabiliser else None
             reference, note = state.reference, f"; reference and temporal state kept from frame {start - 1}"
         else:
-            stabiliser = TemporalStabiliser(temporal_stability) if temporal_stability > 0 else None
+            stabiliser = TemporalStabiliser(temporal_stability) if temporal_stability != 0 else None
             has_reference = reference_image is not None or 0 <= reference_frame - start < frames.shape[0]
             if state is not None and not has_reference:
                 reference, note = state.reference, "; reference kept, temporal state restarted (batch out of order)"
@@ -221,7 +221,7 @@ class VideoInContextMatte:
             out_device=comfy.model_management.intermediate_device(),
             stabiliser_device=comfy.model_management.get_torch_device(),
         )  # fmt: skip
-        if batch is not None:
+        if key is not None:
             _clips[key] = ClipState(reference, stabiliser, start + frames.shape[0])
             _clips.move_to_end(key)
             while len(_clips) > _CLIPS_KEPT:

@@ -39,7 +39,7 @@ def _block_cost(a: torch.Tensor, b: torch.Tensor, block: int) -> torch.Tensor:
 
 
 def _shifted(image: torch.Tensor, dx: int, dy: int, radius: int) -> torch.Tensor:
-    """``image`` sampled at ``p + (dx, dy)`` for every pixel ``p`` (border pixels repeated); ``|dx|, |dy| <= radius``."""
+    """``image`` sampled at ``p + (dx, dy)`` for every pixel ``p``; border pixels repeat. ``|dx|, |dy| <= radius``."""
     height, width = image.shape[-2:]
     padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
     return padded[..., radius + dy : radius + dy + height, radius + dx : radius + dx + width]
