@@ -11,6 +11,7 @@ from .reference_nodes import (
     IconMattingCombineReferences,
     IconMattingPointsToMask,
 )
+from .video_batch_nodes import IconMattingVideoBatchManager
 from .video_nodes import VideoInContextMatte
 
 register_model_folder()
@@ -30,6 +31,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingComposite": IconMattingComposite,
     "IconMattingReferencePrompt": IconMattingReferencePrompt,
     "IconMattingCorrection": IconMattingCorrection,
+    "IconMattingVideoBatchManager": IconMattingVideoBatchManager,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -45,4 +47,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingComposite": "Composite over Background (IconMatting)",
     "IconMattingReferencePrompt": "Reference Prompt (IconMatting)",
     "IconMattingCorrection": "Correct Target (IconMatting)",
+    "IconMattingVideoBatchManager": "Video Batch Manager (IconMatting)",
 }
