@@ -55,6 +55,7 @@ class InContextSimilarity:
         "Intra-similarity heat map over each target (the match spread by the target's own self-attention).",
     )
     FUNCTION = "compute"
+    SEARCH_ALIASES = ["matting", "similarity map", "alpha matte", "remove background"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -112,6 +113,9 @@ class MattingHead:
         "The targets with alpha as a 4th channel: SaveImage writes transparent PNGs.",
     )
     FUNCTION = "matte"
+    SEARCH_ALIASES = [
+        "remove background", "background removal", "cutout", "alpha matte", "matting", "transparent background",
+    ]  # fmt: skip
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -149,11 +153,21 @@ class IconMattingApplyAlpha:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "IMAGE")
     RETURN_NAMES = ("foreground", "rgba")
+    OUTPUT_TOOLTIPS = (
+        "The images multiplied by alpha (foreground on black).",
+        "The images with alpha as a 4th channel: SaveImage writes transparent PNGs.",
+    )
     FUNCTION = "apply"
+    SEARCH_ALIASES = ["cutout", "apply mask", "transparent png", "rgba", "alpha matte", "remove background"]
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": ("IMAGE",), "alpha": ("MASK", {"tooltip": ALPHA_CONVENTION})}}
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The images to cut out (e.g. the video frames), at alpha's size."}),
+                "alpha": ("MASK", {"tooltip": ALPHA_CONVENTION + " One per image, or one for all."}),
+            }
+        }
 
     def apply(self, image, alpha):
         if alpha.ndim == 2:

@@ -105,6 +105,7 @@ class IconMattingMetrics:
         "Markdown table of the four metrics per image and their mean.",
     )
     FUNCTION = "measure"
+    SEARCH_ALIASES = ["matting metrics", "evaluate matte", "SAD", "MSE", "alpha error"]
 
     @classmethod
     def INPUT_TYPES(cls):

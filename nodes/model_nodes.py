@@ -87,6 +87,7 @@ class LoadIconMattingModel:
         "The IconMatting decoder, for Encode Reference Context, In-Context Similarity and Matting Head.",
     )
     FUNCTION = "load"
+    SEARCH_ALIASES = ["load matting model", "iconmatting", "in-context matting", "matting"]
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -81,6 +81,10 @@ class EncodeReferenceContext:
     RETURN_NAMES = ("reference",)
     OUTPUT_TOOLTIPS = ("The reference context: reuse it for any number of targets.",)
     FUNCTION = "encode"
+    SEARCH_ALIASES = [
+        "remove background", "background removal", "cutout", "alpha matte", "matting", "in-context matting",
+        "reference mask", "mark object",
+    ]  # fmt: skip
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -124,11 +128,25 @@ class IconMattingCombineReferences:
     CATEGORY = CATEGORY
     RETURN_TYPES = (REFERENCE_TYPE,)
     RETURN_NAMES = ("reference",)
+    OUTPUT_TOOLTIPS = ("One reference context whose query holds the marked regions of both.",)
     FUNCTION = "combine"
+    SEARCH_ALIASES = ["multiple references", "merge references", "several references"]
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"reference_a": (REFERENCE_TYPE,), "reference_b": (REFERENCE_TYPE,)}}
+        def reference(tooltip):
+            return (REFERENCE_TYPE, {"tooltip": tooltip})
+
+        return {
+            "required": {
+                "reference_a": reference(
+                    "A reference context (Encode Reference Context). Its SD model is used for the targets."
+                ),
+                "reference_b": reference(
+                    "Another reference context, encoded with the same SD2.1 model, timestep and IconMatting model."
+                ),
+            }
+        }
 
     def combine(self, reference_a: Reference, reference_b: Reference):
         combined = Reference(
@@ -141,13 +159,16 @@ class IconMattingPointsToMask:
     """Points (KJNodes Points Editor JSON) as a reference mask."""
 
     DESCRIPTION = (
-        'Draws clicked points as a reference mask. Reads the Points Editor JSON ([{"x": 10, "y": 20}, ...], pixel '
-        "coordinates of the image), as core SAM3_Detect does. Use prompt_type 'points' in Encode Reference Context."
+        'Draws clicked points as a reference mask. Reads the KJNodes Points Editor JSON ([{"x": 10, "y": 20}, ...], '
+        "pixel coordinates of the image), as SAM-style point-prompt nodes do. Use prompt_type 'points' in Encode "
+        "Reference Context."
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("reference_mask",)
+    OUTPUT_TOOLTIPS = ("1 inside the discs around the positive points, minus the negative ones; one per image.",)
     FUNCTION = "draw"
+    SEARCH_ALIASES = ["points to mask", "point prompt", "click prompt", "points editor"]
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -185,7 +206,9 @@ class IconMattingBoxToMask:
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MASK",)
     RETURN_NAMES = ("reference_mask",)
+    OUTPUT_TOOLTIPS = ("1 inside the box (clipped to the image), 0 outside; one per image.",)
     FUNCTION = "draw"
+    SEARCH_ALIASES = ["box to mask", "bounding box", "bbox", "box prompt"]
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -48,6 +48,9 @@ class VideoInContextMatte:
     RETURN_NAMES = ("alpha",)
     OUTPUT_TOOLTIPS = (ALPHA_CONVENTION + " One per frame.",)
     FUNCTION = "matte"
+    SEARCH_ALIASES = [
+        "rotoscope", "video matting", "remove background", "background removal", "cutout", "alpha matte", "matting",
+    ]  # fmt: skip
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -50,6 +51,8 @@ OUR_NODES = (
     "MattingHead",
     "VideoInContextMatte",
 )
+
+NOT_NODE_NAMES = {"IconMatting"}
 
 
 def _python() -> str:
@@ -194,6 +197,22 @@ def test_pack_imports_cleanly(server):
     for node in OUR_NODES:
         assert node in info, node
     assert info["EncodeReferenceContext"]["input"]["required"]["timestep"][1]["default"] == 200
+    for node in OUR_NODES:  # ComfyUI 0.3.64 does not send search_aliases yet; newer versions send SEARCH_ALIASES
+        if "search_aliases" in info[node]:
+            assert "matting" in info[node]["search_aliases"], node
+    # Node ids named in our descriptions and tooltips (CamelCase words) exist in this ComfyUI.
+    ours = {name: node for name, node in info.items() if node["python_module"].endswith("comfyui-iconmatting")}
+    texts = [node["description"] for node in ours.values()]
+    texts += [tip for node in ours.values() for tip in node.get("output_tooltips", [])]
+    texts += [
+        spec[1].get("tooltip", "")
+        for node in ours.values()
+        for group in node["input"].values()
+        for spec in group.values()
+        if len(spec) > 1
+    ]
+    named = {word for text in texts for word in re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+(?:_\w+)?\b", text)}
+    assert named and named - NOT_NODE_NAMES <= set(info), named - NOT_NODE_NAMES - set(info)
     extensions = _get(f"{url}/extensions")
     assert any("comfyui-iconmatting" in path for path in extensions)
 

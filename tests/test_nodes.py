@@ -98,6 +98,34 @@ def test_node_schemas(pack, nodes, icm):
         assert cls.CATEGORY == "IconMatting" and cls.DESCRIPTION, node_id
 
 
+SEARCH_TERMS = {"remove background", "background removal", "cutout", "alpha matte", "matting"}
+
+
+def node_info_search_aliases(cls) -> list[str]:
+    """What newer ComfyUI's server.py node_info sends in /object_info: ``getattr(cls, "SEARCH_ALIASES", [])``."""
+    return getattr(cls, "SEARCH_ALIASES", [])
+
+
+def test_every_input_and_output_has_a_tooltip(nodes):
+    for node_id, cls in nodes.items():
+        inputs = cls.INPUT_TYPES()
+        for group in ("required", "optional"):
+            for name, spec in inputs.get(group, {}).items():
+                assert len(spec) > 1 and spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
+        tooltips = cls.OUTPUT_TOOLTIPS
+        assert len(tooltips) == len(cls.RETURN_TYPES) and all(tooltips), node_id
+        assert "SAM3" not in cls.DESCRIPTION, node_id  # ComfyUI 0.3.64 has no SAM3 nodes
+
+
+def test_search_aliases(nodes):
+    for node_id, cls in nodes.items():
+        aliases = node_info_search_aliases(cls)
+        assert aliases and all(isinstance(a, str) and a for a in aliases), node_id
+    for node_id in ("EncodeReferenceContext", "MattingHead", "VideoInContextMatte"):
+        assert set(node_info_search_aliases(nodes[node_id])) >= SEARCH_TERMS, node_id
+    assert "rotoscope" in node_info_search_aliases(nodes["VideoInContextMatte"])
+
+
 def test_model_folder_lists_checkpoints_only(pack, icm):
     import folder_paths
 

@@ -8,7 +8,7 @@ import torch
 
 
 def parse_points(text: str, name: str) -> list[tuple[float, float]]:
-    """Pixel coordinates from ``[{"x": 10, "y": 20}, ...]`` (KJNodes Points Editor, core SAM3_Detect) or
+    """Pixel coordinates from ``[{"x": 10, "y": 20}, ...]`` (KJNodes Points Editor, as SAM-style point prompts) or
     ``[[10, 20], ...]``; an empty string means no points."""
     if not text or not text.strip():
         return []
