@@ -1,9 +1,11 @@
 """The icm_model backbone on ComfyUI's own SD2.1 MODEL, VAE and empty-prompt conditioning.
 
 The user's MODEL is never touched: every patch lives in the ``model_options`` of clones
-(``ModelPatcher.clone()``), which share the weights and nothing else. Two clones serve two kinds of pass:
+(``ModelPatcher.clone()``), which share the weights and nothing else. Three clones serve three kinds of pass:
 
 - reference passes: an output-block patch records up-block 1's output and stops the U-Net there;
+- reference passes for the reference-prompt extension (points, scribbles; a third clone): as above, plus explicit
+  self-attention on the 48x48 grid (input blocks 4, 5, output blocks 6-8), stopping after output block 8;
 - target passes: attn1 replace patches compute explicit self-attention on the 24x24 and 48x48 token grids (input
   blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
   and the pass stops after the attention of output block 8.
@@ -26,7 +28,6 @@ ATTENTION_BLOCKS = {
     ("output", 3): LOW, ("output", 4): LOW, ("output", 5): LOW,
     ("output", 6): HIGH, ("output", 7): HIGH, ("output", 8): HIGH,
 }  # fmt: skip
-LAST_ATTENTION_BLOCK = ("output", 8)
 # output_block_patch sees ``h`` before output block i concatenates its skip: at i = 3 it is up-block 0's output.
 UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
 
@@ -60,13 +61,22 @@ class ComfyBackbone:
         self.model = model
         self.vae = vae
         self.conditioning = conditioning
-        self.reference_patcher = model.clone()
-        self.reference_patcher.set_model_output_block_patch(self._output_block_patch())
-        self.target_patcher = model.clone()
-        self.target_patcher.set_model_output_block_patch(self._output_block_patch())
-        for (block, number), grid in ATTENTION_BLOCKS.items():
-            stop = (block, number) == LAST_ATTENTION_BLOCK
-            self.target_patcher.set_model_attn1_replace(self._attention_patch(grid, stop), block, number, 0)
+        self.reference_patcher = self._patched(())
+        self.reference_attention_patcher = self._patched((HIGH,))
+        self.target_patcher = self._patched((LOW, HIGH))
+        self._patchers = {
+            (): self.reference_patcher, (HIGH,): self.reference_attention_patcher, (LOW, HIGH): self.target_patcher
+        }  # fmt: skip
+
+    def _patched(self, grids: tuple[str, ...]):
+        """A clone of the MODEL recording the up-blocks and, on ``grids``, explicit self-attention; the pass stops
+        after the last of those attention layers (or after up-block 1 without any)."""
+        patcher = self.model.clone()
+        patcher.set_model_output_block_patch(self._output_block_patch())
+        blocks = [key for key, grid in ATTENTION_BLOCKS.items() if grid in grids]
+        for key in blocks:
+            patcher.set_model_attn1_replace(self._attention_patch(ATTENTION_BLOCKS[key], key == blocks[-1]), *key, 0)
+        return patcher
 
     def _output_block_patch(self) -> Callable:
         # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a
@@ -98,7 +108,7 @@ class ComfyBackbone:
         return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:
-        patcher = self.target_patcher if capture.with_attention else self.reference_patcher
+        patcher = self._patchers[capture.attention_grids]
         comfy.model_management.load_models_gpu([patcher])
         base = patcher.model
         dtype = base.manual_cast_dtype or base.get_dtype()

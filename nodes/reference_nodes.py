@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..icm_model.pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, ReferenceContext, encode_reference
 from ..icm_model.prompts.marks import box_mask, parse_points, points_mask
 from .comfy_backbone import ComfyBackbone
 from .common import CATEGORY, PassProgress, as_mask_batch, channels_first, prompt_embedding
 from .model_nodes import MODEL_TYPE, IconMattingModel
+from .reference_prompt import PROMPT_TYPE, MarkedReference, encode_prompted_reference
 
 REFERENCE_TYPE = "ICON_MATTING_REFERENCE"
 PROMPT_TYPES = {"mask": "inside", "box": "inside", "points": "touched", "scribble": "touched"}
@@ -60,6 +61,9 @@ class Reference:
     context: ReferenceContext
     backbone: ComfyBackbone
     iconmatting_model: IconMattingModel
+    ensemble: int = DEFAULT_ENSEMBLE
+    """Ensemble size and seed the reference was encoded with: corrections encode the corrected target alike."""
+    seed: int = 0
 
     def summary(self) -> str:
         tokens = [int(mask.sum()) for mask in self.context.token_masks]
@@ -93,32 +97,52 @@ class EncodeReferenceContext:
                 "iconmatting_model": ICON_MATTING_MODEL_INPUT,
                 **SD_INPUTS,
                 "reference_image": ("IMAGE", {"tooltip": "The image(s) on which the object is marked."}),
-                "reference_mask": (
-                    "MASK",
-                    {
-                        "tooltip": "1 = the object, one mask per reference image, same size. "
-                        "A mask painted in LoadImage's mask editor works as is."
-                    },
-                ),
                 "prompt_type": PROMPT_TYPE_INPUT,
                 "timestep": TIMESTEP_INPUT,
                 "ensemble_size": ENSEMBLE_INPUT,
                 "seed": SEED_INPUT,
             },
-            "optional": PROMPT_INPUTS,
+            "optional": {
+                "reference_mask": (
+                    "MASK",
+                    {
+                        "tooltip": "1 = the object, one mask per reference image, same size. "
+                        "A mask painted in LoadImage's mask editor works as is. Wire this or reference_prompt."
+                    },
+                ),
+                **PROMPT_INPUTS,
+                "reference_prompt": (
+                    PROMPT_TYPE,
+                    {
+                        "tooltip": "Marks from Reference Prompt (points, scribbles, boxes, a mask) on the reference "
+                        "image. With it, reference_mask and prompt_type are ignored."
+                    },
+                ),
+            },
         }
 
-    def encode(self, iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
-               ensemble_size, seed, clip=None, empty_conditioning=None):  # fmt: skip
+    def encode(self, iconmatting_model, model, vae, reference_image, reference_mask=None, prompt_type="mask",
+               timestep=DEFAULT_TIMESTEP, ensemble_size=DEFAULT_ENSEMBLE, seed=0, clip=None, empty_conditioning=None,
+               reference_prompt: MarkedReference | None = None):  # fmt: skip
+        if reference_prompt is None and reference_mask is None:
+            raise ValueError(
+                "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
+            )
         backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
-        progress = PassProgress(images.shape[0])
-        context = encode_reference(
-            backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
-            timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=progress, rule=PROMPT_TYPES[prompt_type],
-        )  # fmt: skip
-        reference = Reference(context, backbone, iconmatting_model)
-        return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
+        ui = {}
+        if reference_prompt is not None:
+            context, ui = encode_prompted_reference(
+                backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
+            )
+        else:
+            context = encode_reference(
+                backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
+                timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=PassProgress(images.shape[0]),
+                rule=PROMPT_TYPES[prompt_type],
+            )  # fmt: skip
+        reference = Reference(context, backbone, iconmatting_model, ensemble_size, seed)
+        return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
 
 
 class IconMattingCombineReferences:
@@ -149,9 +173,7 @@ class IconMattingCombineReferences:
         }
 
     def combine(self, reference_a: Reference, reference_b: Reference):
-        combined = Reference(
-            reference_a.context.union(reference_b.context), reference_a.backbone, reference_a.iconmatting_model
-        )
+        combined = replace(reference_a, context=reference_a.context.union(reference_b.context))
         return {"ui": {"text": [combined.summary()]}, "result": (combined,)}
 
 

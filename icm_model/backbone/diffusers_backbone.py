@@ -131,7 +131,7 @@ class DiffusersBackbone:
     @contextmanager
     def _instrumented(self, capture: UNetCapture) -> Iterator[None]:
         """Capture processors and up-block hooks installed for one pass, removed afterwards."""
-        layers = self._capture_layers if capture.with_attention else []
+        layers = [(attn, grid) for attn, grid in self._capture_layers if grid in capture.attention_grids]
         originals = [attn.processor for attn, _ in layers]
         for i, (attn, grid) in enumerate(layers):
             attn.set_processor(_CaptureProcessor(capture, grid, capture.stop_early and i == len(layers) - 1))

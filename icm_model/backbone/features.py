@@ -138,7 +138,7 @@ class EnsembleFeatureExtractor:
         self.max_batch = max_batch
         self.on_pass = on_pass
 
-    def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool):
+    def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool, reference_attention=False):
         """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
         per_call = images_per_call(self.max_batch, noise.size)
         for start in range(0, images.shape[0], per_call):
@@ -152,7 +152,7 @@ class EnsembleFeatureExtractor:
                 ).repeat(group.shape[0], 1, 1, 1)
             eps = noise.diffusion.to(device).repeat(group.shape[0], 1, 1, 1)
             noisy = self.alpha_bar**0.5 * latents + (1 - self.alpha_bar) ** 0.5 * eps
-            capture = UNetCapture(with_attention)
+            capture = UNetCapture(with_attention, reference_attention=reference_attention)
             self.backbone.run(noisy, self.timestep, capture)
             yield capture, group.shape[0]
             if self.on_pass is not None:
@@ -167,6 +167,15 @@ class EnsembleFeatureExtractor:
         return torch.cat(
             [self._ensemble_mean(c.up_features[1], n) for c, n in self._passes(images, noise, with_attention=False)]
         )
+
+    def correspondence_and_attention(self, images: torch.Tensor, noise: EnsembleNoise):
+        """Up-block 1 features ``[B, C, r1, r1]`` and the self-attention on that grid ``[B, r1*r1, r1*r1]`` (fp32,
+        rows sum to 1) of reference images ``[B, 3, S, S]`` in [0, 1], for the reference-prompt extension."""
+        features, attention = [], []
+        for capture, n in self._passes(images, noise, with_attention=False, reference_attention=True):
+            features.append(self._ensemble_mean(capture.up_features[1], n))
+            attention.append(self._ensemble_mean(capture.attention(HIGH), n))
+        return torch.cat(features), torch.cat(attention)
 
     def targets(self, images: torch.Tensor, noise: EnsembleNoise) -> TargetFeatures:
         """Correspondence feature, matting features and attention maps (fp32) of images ``[B, 3, S, S]`` in [0, 1]."""
