@@ -7,6 +7,9 @@ The user's MODEL is never touched: every patch lives in the ``model_options`` of
 - target passes: attn1 replace patches compute explicit self-attention on the 24x24 and 48x48 token grids (input
   blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
   and the pass stops after the attention of output block 8.
+
+Both clones also tick the capture's progress after every input block and before every output block, where they honour
+ComfyUI's Cancel (``throw_exception_if_processing_interrupted``): a cancelled pass stops before its next block.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import comfy.model_management
 import torch
 
 from ..icm_model.backbone.capture import HIGH, LOW, StopUNet, UNetCapture
-from ..icm_model.backbone.features import LatentPosterior
+from ..icm_model.backbone.features import LATENT_CHANNELS, LatentPosterior
 from .model_check import check_sd2_v
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
@@ -29,6 +32,8 @@ ATTENTION_BLOCKS = {
 LAST_ATTENTION_BLOCK = ("output", 8)
 # output_block_patch sees ``h`` before output block i concatenates its skip: at i = 3 it is up-block 0's output.
 UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
+INPUT_BLOCKS = 12
+"""Input blocks of the SD2.x LDM U-Net (conv_in, then 2 per level plus 3 downsamplers): input_block_patch calls."""
 
 
 def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
@@ -37,6 +42,15 @@ def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
         if name.endswith("attn2.to_k"):
             return module.in_features
     raise ValueError("the MODEL has no cross-attention layers: it is not a Stable Diffusion U-Net")
+
+
+def check_latent_channels(channels: int) -> None:
+    """The SD2.1 U-Net takes 4-channel latents; another family's VAE (SD3, Flux: 16) would fail deep inside it."""
+    if channels != LATENT_CHANNELS:
+        raise ValueError(
+            f"the VAE input makes {channels}-channel latents (the VAE of another model family, e.g. SD3 or Flux), but "
+            f"the SD2.1 U-Net takes {LATENT_CHANNELS}: wire the VAE of the SD2.1 checkpoint"
+        )
 
 
 class ComfyBackbone:
@@ -56,22 +70,38 @@ class ComfyBackbone:
                 f"the prompt conditioning is {conditioning.shape[-1]} wide but this U-Net's cross-attention takes "
                 f"{width}: wire the CLIP of the same SD2.1 checkpoint"
             )
+        check_latent_channels(getattr(vae, "latent_channels", LATENT_CHANNELS))
         self._current: UNetCapture | None = None
         self.model = model
         self.vae = vae
         self.conditioning = conditioning
         self.reference_patcher = model.clone()
-        self.reference_patcher.set_model_output_block_patch(self._output_block_patch())
         self.target_patcher = model.clone()
-        self.target_patcher.set_model_output_block_patch(self._output_block_patch())
+        for patcher in (self.reference_patcher, self.target_patcher):
+            patcher.set_model_input_block_patch(self._input_block_patch())
+            patcher.set_model_output_block_patch(self._output_block_patch())
         for (block, number), grid in ATTENTION_BLOCKS.items():
             stop = (block, number) == LAST_ATTENTION_BLOCK
             self.target_patcher.set_model_attn1_replace(self._attention_patch(grid, stop), block, number, 0)
 
+    def _block_done(self) -> None:
+        """One more U-Net block ran: tick the pass's progress, then honour Cancel before the next block runs."""
+        if self._current is not None:
+            self._current.block_done()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a bound
+    # method would copy this whole object.
+    def _input_block_patch(self) -> Callable:
+        def patch(h: torch.Tensor, transformer_options: dict) -> torch.Tensor:
+            self._block_done()
+            return h
+
+        return patch
+
     def _output_block_patch(self) -> Callable:
-        # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a
-        # bound method would copy this whole object.
         def patch(h: torch.Tensor, hsp: torch.Tensor, transformer_options: dict):
+            self._block_done()
             index = UP_BLOCK_OF_OUTPUT_PATCH.get(transformer_options["block"][1])
             if index is not None and self._current is not None:
                 self._current.record_up_block(index, h)
@@ -88,12 +118,22 @@ class ComfyBackbone:
 
         return patch
 
+    def blocks_per_pass(self, with_attention: bool) -> int:
+        last_output_block = LAST_ATTENTION_BLOCK[1] if with_attention else max(UP_BLOCK_OF_OUTPUT_PATCH)
+        return INPUT_BLOCKS + last_output_block + 1
+
     def alphas_cumprod(self) -> torch.Tensor:
         sigmas = self.model.model.model_sampling.sigmas.double()
         return 1.0 / (sigmas**2 + 1.0)
 
     def encode(self, images: torch.Tensor) -> LatentPosterior:
         latents = self.vae.encode(images.movedim(1, -1))
+        if latents.ndim != 4:
+            raise ValueError(
+                f"the VAE input gives latents of shape {list(latents.shape)}, not images' [batch, 4, h, w] (a video "
+                "VAE?): wire the VAE of the SD2.1 checkpoint"
+            )
+        check_latent_channels(latents.shape[1])
         return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:

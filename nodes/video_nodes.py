@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, as_mask_batch, channels_first
-from .matting_nodes import alpha_for_chunk, guidance_for_chunk
+from ..icm_model.pipeline import HEAD_STEPS, batch_slices, reference_steps
+from .comfy_backbone import ComfyBackbone
+from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
+from .matting_nodes import alpha_for_chunk, guidance_for_chunk, guidance_steps
 from .reference_nodes import (
     ENSEMBLE_INPUT,
     ICON_MATTING_MODEL_INPUT,
@@ -14,15 +16,21 @@ from .reference_nodes import (
     SD_INPUTS,
     SEED_INPUT,
     TIMESTEP_INPUT,
-    EncodeReferenceContext,
+    encode_reference_context,
 )
 
 
 def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None):
     """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video."""
+    channels_first(frames, "frames")  # an IMAGE batch of at least one frame (a view: checks only)
     masks = as_mask_batch(reference_mask, "reference_mask")
     if reference_image is not None:
         return reference_image, masks
+    if masks.shape[-2:] != frames.shape[1:3]:
+        raise ValueError(
+            f"reference_mask is {masks.shape[-1]}x{masks.shape[-2]} but frames are {frames.shape[2]}x{frames.shape[1]} "
+            "(width x height): paint the mask on a frame of this video (or resize it to the frames)"
+        )
     if not 0 <= reference_frame < frames.shape[0]:
         raise ValueError(f"reference_frame {reference_frame} is not a frame of this video (0..{frames.shape[0] - 1})")
     if masks.shape[0] == frames.shape[0]:
@@ -113,24 +121,22 @@ class VideoInContextMatte:
         reference_image=None,
     ):
         image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image)
-        reference = EncodeReferenceContext().encode(
-            iconmatting_model,
-            model,
-            vae,
-            image,
-            mask,
-            prompt_type,
-            timestep,
-            ensemble_size,
-            seed,
-            clip,
-            empty_conditioning,
-        )["result"][0]
-        progress = PassProgress(frames.shape[0])
+        image = channels_first(image, "reference_image" if reference_image is not None else "frames")
+        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+        chunks = batch_slices(frames.shape[0], chunk_size)
+        progress = NodeProgress(
+            reference_steps(backbone, image.shape[0], ensemble_size)
+            + guidance_steps(backbone, chunks, ensemble_size)
+            + len(chunks) * HEAD_STEPS
+        )  # the reference, then every frame: full only after the last frame's matte
+        reference = encode_reference_context(
+            backbone, iconmatting_model, image, mask, prompt_type, timestep, ensemble_size, seed, progress
+        )
         alphas = []
-        for start in range(0, frames.shape[0], chunk_size):
-            chunk = channels_first(frames[start : start + chunk_size], "frames")
+        for chunk_slice in chunks:
+            chunk = channels_first(frames[chunk_slice], "frames")
             guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
             alphas.append(alpha_for_chunk(iconmatting_model, guidance, chunk))
+            progress(HEAD_STEPS)
             del guidance
         return {"ui": {"text": [reference.summary()]}, "result": (torch.cat(alphas),)}

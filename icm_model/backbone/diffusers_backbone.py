@@ -65,6 +65,10 @@ def _self_attentions(block: torch.nn.Module) -> list[Attention]:
     return [tb.attn1 for transformer in getattr(block, "attentions", []) for tb in transformer.transformer_blocks]
 
 
+def _resnets(blocks: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    return [resnet for block in blocks for resnet in block.resnets]
+
+
 class DiffusersBackbone:
     """SD2.x through diffusers: ``UNet2DConditionModel`` + ``AutoencoderKL`` + the empty-prompt embedding.
 
@@ -91,6 +95,14 @@ class DiffusersBackbone:
             if level in grid_of_level
             for attn in _self_attentions(block)
         ]
+        # Progress ticks after every resnet. Reference passes stop after up-block 1; target passes at the last
+        # self-attention of up-block 2, which follows its last resnet.
+        self._resnets = _resnets([*unet.down_blocks, unet.mid_block, *unet.up_blocks])
+        lower = len(_resnets([*unet.down_blocks, unet.mid_block]))
+        self._blocks_per_pass = {
+            False: lower + len(_resnets(unet.up_blocks[:2])),
+            True: lower + len(_resnets(unet.up_blocks[:3])),
+        }
 
     @classmethod
     def from_pretrained(
@@ -122,6 +134,9 @@ class DiffusersBackbone:
     def alphas_cumprod(self) -> torch.Tensor:
         return self._alphas_cumprod
 
+    def blocks_per_pass(self, with_attention: bool) -> int:
+        return self._blocks_per_pass[with_attention]
+
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> LatentPosterior:
         posterior = self.vae.encode((images * 2 - 1).to(self.device, self.vae.dtype)).latent_dist
@@ -141,6 +156,7 @@ class DiffusersBackbone:
             )
             for i in (0, 1)
         ]
+        hooks += [resnet.register_forward_hook(lambda *_: capture.block_done()) for resnet in self._resnets]
         try:
             yield
         finally:
