@@ -20,6 +20,8 @@ from .backbone.features import (
 from .decoder.model import Guidance, InContextDecoder
 from .decoder.similarity import roi_query, roi_token_mask
 from .geometry import Letterbox
+from .prompts.prompt import ReferencePrompt
+from .prompts.tokens import PromptTokens, TokenSelection, prompt_tokens, select_tokens
 from .validation import check_images, check_masks
 
 DEFAULT_TIMESTEP = 200
@@ -27,6 +29,8 @@ DEFAULT_ENSEMBLE = 4
 DEFAULT_MAX_BATCH = 8
 CORRESPONDENCE_STRIDE = 16
 """Pixels of the working canvas per token of the correspondence (high) grid: 8 (VAE) x 2 (U-Net level 1)."""
+DEFAULT_EXTENSION_TOP_M = 8
+"""Tokens the reference-prompt extension adds per token marked by a point or scribble (see the README)."""
 FINGERPRINT_SIZE = 16
 FINGERPRINT_TOLERANCE = 0.05
 """Largest difference of a 16x16 block mean (0..1) between the images a guidance was computed from and those given
@@ -40,9 +44,12 @@ def batch_slices(count: int, size: int) -> list[slice]:
     return [slice(start, min(start + size, count)) for start in range(0, count, size)]
 
 
-def reference_steps(backbone: Backbone, images: int, ensemble: int, max_batch: int = DEFAULT_MAX_BATCH) -> int:
-    """The ``on_step`` calls of :func:`encode_reference` for ``images`` references (VAE encodes and U-Net blocks)."""
-    return extraction_steps(backbone, images, ensemble, max_batch, with_attention=False)
+def reference_steps(
+    backbone: Backbone, images: int, ensemble: int, max_batch: int = DEFAULT_MAX_BATCH, reference_attention=False
+) -> int:
+    """The ``on_step`` calls of :func:`encode_reference` for ``images`` references (VAE encodes and U-Net blocks);
+    ``reference_attention``: passes that also capture attention (see :func:`prompt_steps`)."""
+    return extraction_steps(backbone, images, ensemble, max_batch, False, reference_attention)
 
 
 def target_steps(backbone: Backbone, images: int, ensemble: int, max_batch: int = DEFAULT_MAX_BATCH) -> int:
@@ -160,8 +167,101 @@ def encode_reference(
             )
     noise = seeded_noise(seed, ensemble, working_size // VAE_DOWNSCALE)[0]
     features = EnsembleFeatureExtractor(backbone, timestep, max_batch, on_step).correspondence(box.image(images), noise)
+    return _context(features, token_masks, timestep, working_size)
+
+
+def _context(features: torch.Tensor, token_masks: torch.Tensor, timestep: int, working_size: int) -> ReferenceContext:
     token_masks = token_masks.to(features.device)
     return ReferenceContext(roi_query(features, token_masks), list(token_masks.cpu()), timestep, working_size)
+
+
+def _marked_tokens(
+    images: torch.Tensor, prompts: list[ReferencePrompt], working_size: int, name: str
+) -> list[PromptTokens]:
+    """The checked tokens of one prompt per reference image ``[R, 3, H, W]`` (see :func:`encode_prompts`)."""
+    check_images("reference_image", images)
+    if len(prompts) != images.shape[0]:
+        raise ValueError(f"{len(prompts)} prompts for {images.shape[0]} reference images: give one prompt per image")
+    height, width = images.shape[-2:]
+    box = Letterbox.fit(height, width, working_size)
+    grid = working_size // CORRESPONDENCE_STRIDE
+    tokens = []
+    for prompt in prompts:
+        if (prompt.height, prompt.width) != (height, width):
+            raise ValueError(
+                f"the reference prompt was made on a {prompt.width}x{prompt.height} image but reference_image is "
+                f"{width}x{height}: wire the same image to the prompt and to the reference"
+            )
+        marked = prompt_tokens(prompt, box, grid)
+        if not (marked.positive & ~marked.negative).any():
+            cell = CORRESPONDENCE_STRIDE * max(height, width) / working_size
+            raise ValueError(
+                f"{name} select no {cell:.0f}x{cell:.0f}-pixel cell of the feature grid: mark the object with a "
+                "click, a scribble, a box or a mask (a box or mask must hold at least one whole cell), and keep "
+                "negative marks off it"
+            )
+        tokens.append(marked)
+    return tokens
+
+
+def _extends(tokens: list[PromptTokens], extension_top_m: int) -> bool:
+    """Whether the reference pass captures attention for the reference-prompt extension (points or scribbles)."""
+    return extension_top_m > 0 and any(t.sparse.any() or t.negative_sparse.any() for t in tokens)
+
+
+def prompt_steps(
+    backbone: Backbone,
+    images: torch.Tensor,
+    prompts: list[ReferencePrompt],
+    working_size: int,
+    *,
+    extension_top_m: int = DEFAULT_EXTENSION_TOP_M,
+    ensemble: int = DEFAULT_ENSEMBLE,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    name: str = "marks",
+) -> int:
+    """The ``on_step`` calls of :func:`encode_prompts` with these arguments."""
+    extend = _extends(_marked_tokens(images, prompts, working_size, name), extension_top_m)
+    return reference_steps(backbone, images.shape[0], ensemble, max_batch, reference_attention=extend)
+
+
+def encode_prompts(
+    backbone: Backbone,
+    images: torch.Tensor,
+    prompts: list[ReferencePrompt],
+    working_size: int,
+    *,
+    extension_top_m: int = DEFAULT_EXTENSION_TOP_M,
+    timestep: int = DEFAULT_TIMESTEP,
+    ensemble: int = DEFAULT_ENSEMBLE,
+    seed: int = 0,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_step: Callable[[int], None] | None = None,
+    name: str = "marks",
+) -> tuple[ReferenceContext, list[TokenSelection]]:
+    """Encodes reference images ``[R, 3, H, W]`` in [0, 1] under one prompt each (mask, points, scribbles, boxes).
+
+    The query is the tokens of :func:`icm_model.prompts.tokens.prompt_tokens`; with ``extension_top_m`` > 0 and a
+    point or scribble marked, the reference pass also captures the reference's self-attention on the correspondence
+    grid and adds the reference-prompt extension (paper §3.6). Mask- and box-only prompts stop after up-block 1.
+
+    Returns:
+        The context and, per reference, which query tokens were marked and which the extension added.
+    """
+    tokens = _marked_tokens(images, prompts, working_size, name)
+    extend = _extends(tokens, extension_top_m)
+    box = Letterbox.fit(images.shape[-2], images.shape[-1], working_size)
+    noise = seeded_noise(seed, ensemble, working_size // VAE_DOWNSCALE)[0]
+    extractor = EnsembleFeatureExtractor(backbone, timestep, max_batch, on_step)
+    if extend:
+        features, attention = extractor.correspondence_and_attention(box.image(images), noise)
+    else:
+        features, attention = extractor.correspondence(box.image(images), noise), None
+    selections = [
+        select_tokens(t, None if attention is None else attention[i], extension_top_m) for i, t in enumerate(tokens)
+    ]
+    query_masks = torch.stack([selection.query for selection in selections])
+    return _context(features, query_masks, timestep, working_size), selections
 
 
 def target_guidance(

@@ -3,6 +3,7 @@
 from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
 from .metrics_nodes import IconMattingMetrics
 from .model_nodes import LoadIconMattingModel, register_model_folder
+from .prompt_nodes import IconMattingCorrection, IconMattingReferencePrompt
 from .reference_nodes import (
     EncodeReferenceContext,
     IconMattingBoxToMask,
@@ -25,6 +26,8 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingBoxToMask": IconMattingBoxToMask,
     "IconMattingApplyAlpha": IconMattingApplyAlpha,
     "IconMattingMetrics": IconMattingMetrics,
+    "IconMattingReferencePrompt": IconMattingReferencePrompt,
+    "IconMattingCorrection": IconMattingCorrection,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -37,4 +40,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingBoxToMask": "Box to Reference Mask (IconMatting)",
     "IconMattingApplyAlpha": "Apply Alpha (IconMatting)",
     "IconMattingMetrics": "Matting Metrics (IconMatting)",
+    "IconMattingReferencePrompt": "Reference Prompt (IconMatting)",
+    "IconMattingCorrection": "Correct Target (IconMatting)",
 }

@@ -1,9 +1,11 @@
 """The icm_model backbone on ComfyUI's own SD2.1 MODEL, VAE and empty-prompt conditioning.
 
 The user's MODEL is never touched: every patch lives in the ``model_options`` of clones
-(``ModelPatcher.clone()``), which share the weights and nothing else. Two clones serve two kinds of pass:
+(``ModelPatcher.clone()``), which share the weights and nothing else. Three clones serve three kinds of pass:
 
 - reference passes: an output-block patch records up-block 1's output and stops the U-Net there;
+- reference passes for the reference-prompt extension (points, scribbles; a third clone): as above, plus explicit
+  self-attention on the 48x48 grid (input blocks 4, 5, output blocks 6-8), stopping after output block 8;
 - target passes: attn1 replace patches compute explicit self-attention on the 24x24 and 48x48 token grids (input
   blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
   and the pass stops after the attention of output block 8.
@@ -29,7 +31,6 @@ ATTENTION_BLOCKS = {
     ("output", 3): LOW, ("output", 4): LOW, ("output", 5): LOW,
     ("output", 6): HIGH, ("output", 7): HIGH, ("output", 8): HIGH,
 }  # fmt: skip
-LAST_ATTENTION_BLOCK = ("output", 8)
 # output_block_patch sees ``h`` before output block i concatenates its skip: at i = 3 it is up-block 0's output.
 UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
 INPUT_BLOCKS = 12
@@ -42,6 +43,11 @@ def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
         if name.endswith("attn2.to_k"):
             return module.in_features
     raise ValueError("the MODEL has no cross-attention layers: it is not a Stable Diffusion U-Net")
+
+
+def attention_blocks(grids: tuple[str, ...]) -> list[tuple[str, int]]:
+    """The LDM blocks whose self-attention runs on ``grids``, in execution order."""
+    return [key for key, grid in ATTENTION_BLOCKS.items() if grid in grids]
 
 
 def check_latent_channels(channels: int) -> None:
@@ -75,14 +81,23 @@ class ComfyBackbone:
         self.model = model
         self.vae = vae
         self.conditioning = conditioning
-        self.reference_patcher = model.clone()
-        self.target_patcher = model.clone()
-        for patcher in (self.reference_patcher, self.target_patcher):
-            patcher.set_model_input_block_patch(self._input_block_patch())
-            patcher.set_model_output_block_patch(self._output_block_patch())
-        for (block, number), grid in ATTENTION_BLOCKS.items():
-            stop = (block, number) == LAST_ATTENTION_BLOCK
-            self.target_patcher.set_model_attn1_replace(self._attention_patch(grid, stop), block, number, 0)
+        self.reference_patcher = self._patched(())
+        self.reference_attention_patcher = self._patched((HIGH,))
+        self.target_patcher = self._patched((LOW, HIGH))
+        self._patchers = {
+            (): self.reference_patcher, (HIGH,): self.reference_attention_patcher, (LOW, HIGH): self.target_patcher
+        }  # fmt: skip
+
+    def _patched(self, grids: tuple[str, ...]):
+        """A clone of the MODEL recording the up-blocks and, on ``grids``, explicit self-attention; the pass stops
+        after the last of those attention layers (or after up-block 1 without any)."""
+        patcher = self.model.clone()
+        patcher.set_model_input_block_patch(self._input_block_patch())
+        patcher.set_model_output_block_patch(self._output_block_patch())
+        blocks = attention_blocks(grids)
+        for key in blocks:
+            patcher.set_model_attn1_replace(self._attention_patch(ATTENTION_BLOCKS[key], key == blocks[-1]), *key, 0)
+        return patcher
 
     def _block_done(self) -> None:
         """One more U-Net block ran: tick the pass's progress, then honour Cancel before the next block runs."""
@@ -118,9 +133,10 @@ class ComfyBackbone:
 
         return patch
 
-    def blocks_per_pass(self, with_attention: bool) -> int:
-        last_output_block = LAST_ATTENTION_BLOCK[1] if with_attention else max(UP_BLOCK_OF_OUTPUT_PATCH)
-        return INPUT_BLOCKS + last_output_block + 1
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        blocks = attention_blocks(grids)
+        block, number = blocks[-1] if blocks else ("output", max(UP_BLOCK_OF_OUTPUT_PATCH))  # where the pass stops
+        return number + 1 if block == "input" else INPUT_BLOCKS + number + 1
 
     def alphas_cumprod(self) -> torch.Tensor:
         sigmas = self.model.model.model_sampling.sigmas.double()
@@ -137,7 +153,7 @@ class ComfyBackbone:
         return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:
-        patcher = self.target_patcher if capture.with_attention else self.reference_patcher
+        patcher = self._patchers[capture.attention_grids]
         comfy.model_management.load_models_gpu([patcher])
         base = patcher.model
         dtype = base.manual_cast_dtype or base.get_dtype()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..icm_model.pipeline import (
     DEFAULT_ENSEMBLE,
@@ -15,6 +15,7 @@ from ..icm_model.prompts.marks import box_mask, parse_points, points_mask
 from .comfy_backbone import ComfyBackbone
 from .common import CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
 from .model_nodes import MODEL_TYPE, IconMattingModel
+from .reference_prompt import PROMPT_TYPE, MarkedReference, encode_prompted_reference
 
 REFERENCE_TYPE = "ICON_MATTING_REFERENCE"
 PROMPT_TYPES = {"mask": "inside", "box": "inside", "points": "touched", "scribble": "touched"}
@@ -66,6 +67,9 @@ class Reference:
     context: ReferenceContext
     backbone: ComfyBackbone
     iconmatting_model: IconMattingModel
+    ensemble: int = DEFAULT_ENSEMBLE
+    """Ensemble size and seed the reference was encoded with: corrections encode the corrected target alike."""
+    seed: int = 0
 
     def summary(self) -> str:
         tokens = [int(mask.sum()) for mask in self.context.token_masks]
@@ -99,25 +103,45 @@ class EncodeReferenceContext:
                 "iconmatting_model": ICON_MATTING_MODEL_INPUT,
                 **SD_INPUTS,
                 "reference_image": ("IMAGE", {"tooltip": "The image(s) on which the object is marked."}),
-                "reference_mask": (
-                    "MASK",
-                    {
-                        "tooltip": "1 = the object, one mask per reference image, same size. "
-                        "A mask painted in LoadImage's mask editor works as is."
-                    },
-                ),
                 "prompt_type": PROMPT_TYPE_INPUT,
                 "timestep": TIMESTEP_INPUT,
                 "ensemble_size": ENSEMBLE_INPUT,
                 "seed": SEED_INPUT,
             },
-            "optional": PROMPT_INPUTS,
+            "optional": {
+                "reference_mask": (
+                    "MASK",
+                    {
+                        "tooltip": "1 = the object, one mask per reference image, same size. "
+                        "A mask painted in LoadImage's mask editor works as is. Wire this or reference_prompt."
+                    },
+                ),
+                **PROMPT_INPUTS,
+                "reference_prompt": (
+                    PROMPT_TYPE,
+                    {
+                        "tooltip": "Marks from Reference Prompt (points, scribbles, boxes, a mask) on the reference "
+                        "image. With it, reference_mask and prompt_type are ignored."
+                    },
+                ),
+            },
         }
 
-    def encode(self, iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
-               ensemble_size, seed, clip=None, empty_conditioning=None):  # fmt: skip
+    def encode(self, iconmatting_model, model, vae, reference_image, reference_mask=None, prompt_type="mask",
+               timestep=DEFAULT_TIMESTEP, ensemble_size=DEFAULT_ENSEMBLE, seed=0, clip=None, empty_conditioning=None,
+               reference_prompt: MarkedReference | None = None):  # fmt: skip
+        if reference_prompt is None and reference_mask is None:
+            raise ValueError(
+                "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
+            )
         backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
+        if reference_prompt is not None:
+            context, ui = encode_prompted_reference(
+                backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
+            )
+            reference = Reference(context, backbone, iconmatting_model, ensemble_size, seed)
+            return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
         progress = NodeProgress(reference_steps(backbone, images.shape[0], ensemble_size))
         reference = encode_reference_context(
             backbone, iconmatting_model, images, reference_mask, prompt_type, timestep, ensemble_size, seed, progress
@@ -142,7 +166,7 @@ def encode_reference_context(
         backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
         timestep=timestep, ensemble=ensemble_size, seed=seed, on_step=progress, rule=PROMPT_TYPES[prompt_type],
     )  # fmt: skip
-    return Reference(context, backbone, iconmatting_model)
+    return Reference(context, backbone, iconmatting_model, ensemble_size, seed)
 
 
 class IconMattingCombineReferences:
@@ -187,7 +211,7 @@ class IconMattingCombineReferences:
             context = reference_a.context.union(reference_b.context)
         except ValueError as error:
             raise ValueError(f"reference_b does not fit reference_a: {error}") from error
-        combined = Reference(context, reference_a.backbone, reference_a.iconmatting_model)
+        combined = replace(reference_a, context=context)
         return {"ui": {"text": [combined.summary()]}, "result": (combined,)}
 
 

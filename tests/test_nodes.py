@@ -568,3 +568,15 @@ def test_loader_errors_never_advise_unsafe_loading(pack, nodes, tmp_path):
     with pytest.raises(ValueError, match="NOT loaded") as info:
         nodes["LoadIconMattingModel"]().load("unsafe.ckpt")
     assert not [word for word in ("weights_only", "safe_globals", "allowlist") if word in str(info.value)]
+
+
+@pytest.mark.parametrize(("with_attention", "reference_attention"), [(False, False), (False, True), (True, False)])
+def test_comfy_blocks_per_pass_is_what_a_pass_ticks(pack, comfy_sd2, with_attention, reference_attention):
+    model, vae, clip = comfy_sd2
+    backbone = pack_module("nodes.comfy_backbone").ComfyBackbone(model, vae, clip.embedding)
+    ticks = []
+    capture = pack_module("icm_model.backbone.capture").UNetCapture(
+        with_attention, reference_attention=reference_attention, on_block=lambda: ticks.append(1)
+    )
+    backbone.run(torch.randn(1, 4, 16, 16), 200, capture)
+    assert len(ticks) == backbone.blocks_per_pass(capture.attention_grids) == (21 if capture.attention_grids else 19)

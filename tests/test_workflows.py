@@ -57,8 +57,11 @@ def schemas(pack, builder):
     ours = {}
     for node_id, cls in pack.NODE_CLASS_MAPPINGS.items():
         specs = {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}
-        widgets = [(n, s) for n, s in specs.items() if isinstance(s[0], list) or s[0] in WIDGET_TYPES]
-        linked = {n: s[0] for n, s in specs.items() if not (isinstance(s[0], list) or s[0] in WIDGET_TYPES)}
+        is_widget = {
+            n: (isinstance(s[0], list) or s[0] in WIDGET_TYPES) and not s[1].get("forceInput") for n, s in specs.items()
+        }
+        widgets = [(n, s) for n, s in specs.items() if is_widget[n]]
+        linked = {n: s[0] for n, s in specs.items() if not is_widget[n]}
         ours[node_id] = {
             "inputs": linked,
             "widgets": widgets,

@@ -42,6 +42,13 @@ OUTPUTS = {
     "IconMattingBoxToMask": [("reference_mask", "MASK")],
     "IconMattingPointsToMask": [("reference_mask", "MASK")],
     "IconMattingApplyAlpha": [("foreground", "IMAGE"), ("rgba", "IMAGE")],
+    "IconMattingReferencePrompt": [
+        ("reference_prompt", "ICON_MATTING_PROMPT"),
+        ("positive_points", "STRING"),
+        ("negative_points", "STRING"),
+        ("reference_mask", "MASK"),
+    ],
+    "IconMattingCorrection": [("reference", "ICON_MATTING_REFERENCE")],
 }
 # Linked (non-widget) inputs of every node type, in slot order: (name, type).
 INPUTS = {
@@ -59,6 +66,7 @@ INPUTS = {
         ("reference_mask", "MASK"),
         ("clip", "CLIP"),
         ("empty_conditioning", "CONDITIONING"),
+        ("reference_prompt", "ICON_MATTING_PROMPT"),
     ],
     "InContextSimilarity": [("reference", "ICON_MATTING_REFERENCE"), ("target_image", "IMAGE")],
     "MattingHead": [
@@ -79,6 +87,17 @@ INPUTS = {
     "IconMattingBoxToMask": [("reference_image", "IMAGE")],
     "IconMattingPointsToMask": [("reference_image", "IMAGE")],
     "IconMattingApplyAlpha": [("image", "IMAGE"), ("alpha", "MASK")],
+    "IconMattingReferencePrompt": [
+        ("reference_image", "IMAGE"),
+        ("mask", "MASK"),
+        ("positive_points", "STRING"),
+        ("negative_points", "STRING"),
+    ],
+    "IconMattingCorrection": [
+        ("reference", "ICON_MATTING_REFERENCE"),
+        ("target_image", "IMAGE"),
+        ("previous_alpha", "MASK"),
+    ],
 }
 # Widget names of every node type, in widgets_values order (API format names them).
 WIDGETS = {
@@ -95,6 +114,8 @@ WIDGETS = {
     "VideoInContextMatte": ["reference_frame", "prompt_type", "chunk_size", "timestep", "ensemble_size", "seed"],
     "IconMattingBoxToMask": ["x", "y", "width", "height"],
     "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
+    "IconMattingReferencePrompt": ["marks", "extension_top_m"],
+    "IconMattingCorrection": ["target_index", "marks"],
 }
 UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
 COLUMN_STEP, ROW_STEP = 380, 380

@@ -2,7 +2,9 @@
 
 A capture pass records the decoder features of up-blocks 0 and 1 and, for targets, the explicit self-attention
 probabilities of the layers on the two token grids the matting head uses; every other attention layer keeps its fast
-kernel. Once the last needed layer has run, the pass stops by raising :class:`StopUNet`.
+kernel. A reference pass records only up-block 1 and stops there, unless the reference-prompt extension (points,
+scribbles) needs the reference's own self-attention on the correspondence (high) grid: then it records those layers
+too. Once the last needed layer has run, the pass stops by raising :class:`StopUNet`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class UNetCapture:
     Attributes:
         with_attention: whether the matting features and the attention maps are wanted (targets), or only the
             correspondence feature (reference).
+        reference_attention: for a reference (``with_attention`` False): also record the self-attention of the
+            high grid, for the reference-prompt extension.
         stop_early: stop the U-Net once everything needed is recorded (off only to check that capture leaves the
             U-Net output unchanged).
         up_features: up-block index (0, 1) -> output ``[N, C, r, r]``; only 1 without attention.
@@ -38,10 +42,18 @@ class UNetCapture:
 
     with_attention: bool
     stop_early: bool = True
+    reference_attention: bool = False
     on_block: Callable[[], None] | None = None
     up_features: dict[int, torch.Tensor] = field(default_factory=dict)
     attention_sums: dict[str, torch.Tensor] = field(default_factory=dict)
     attention_layers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def attention_grids(self) -> tuple[str, ...]:
+        """The grids whose self-attention layers must run with explicit probabilities."""
+        if self.with_attention:
+            return (LOW, HIGH)
+        return (HIGH,) if self.reference_attention else ()
 
     def block_done(self) -> None:
         """The backbone ran one more U-Net block of this pass."""
@@ -52,7 +64,7 @@ class UNetCapture:
         """Keeps up-block ``index``'s output (0 or 1); without attention, stops the pass after up-block 1."""
         if self.with_attention or index == 1:
             self.up_features[index] = output
-        if index == 1 and not self.with_attention and self.stop_early:
+        if index == 1 and not self.attention_grids and self.stop_early:
             raise StopUNet
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, grid: str) -> torch.Tensor:

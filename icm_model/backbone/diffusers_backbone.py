@@ -95,14 +95,7 @@ class DiffusersBackbone:
             if level in grid_of_level
             for attn in _self_attentions(block)
         ]
-        # Progress ticks after every resnet. Reference passes stop after up-block 1; target passes at the last
-        # self-attention of up-block 2, which follows its last resnet.
         self._resnets = _resnets([*unet.down_blocks, unet.mid_block, *unet.up_blocks])
-        lower = len(_resnets([*unet.down_blocks, unet.mid_block]))
-        self._blocks_per_pass = {
-            False: lower + len(_resnets(unet.up_blocks[:2])),
-            True: lower + len(_resnets(unet.up_blocks[:3])),
-        }
 
     @classmethod
     def from_pretrained(
@@ -134,8 +127,21 @@ class DiffusersBackbone:
     def alphas_cumprod(self) -> torch.Tensor:
         return self._alphas_cumprod
 
-    def blocks_per_pass(self, with_attention: bool) -> int:
-        return self._blocks_per_pass[with_attention]
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        """Progress ticks come after every resnet. Without attention grids the pass stops after up-block 1, else at
+        the last capture layer of ``grids``, which follows the resnet of the same index in its block."""
+        unet = self.unet
+        if not grids:
+            return len(_resnets([*unet.down_blocks, unet.mid_block, *unet.up_blocks[:2]]))
+        last = [attn for attn, grid in self._capture_layers if grid in grids][-1]
+        ticks = 0
+        for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]:
+            for index in range(len(block.resnets)):
+                ticks += 1
+                transformers = getattr(block, "attentions", None) or []
+                if index < len(transformers) and any(tb.attn1 is last for tb in transformers[index].transformer_blocks):
+                    return ticks
+        raise RuntimeError("the last capture layer is in no U-Net block")
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> LatentPosterior:
@@ -146,7 +152,7 @@ class DiffusersBackbone:
     @contextmanager
     def _instrumented(self, capture: UNetCapture) -> Iterator[None]:
         """Capture processors and up-block hooks installed for one pass, removed afterwards."""
-        layers = self._capture_layers if capture.with_attention else []
+        layers = [(attn, grid) for attn, grid in self._capture_layers if grid in capture.attention_grids]
         originals = [attn.processor for attn, _ in layers]
         for i, (attn, grid) in enumerate(layers):
             attn.set_processor(_CaptureProcessor(capture, grid, capture.stop_early and i == len(layers) - 1))

@@ -41,8 +41,9 @@ class Backbone(Protocol):
         """
         ...
 
-    def blocks_per_pass(self, with_attention: bool) -> int:
-        """How many times an early-stopped :meth:`run` calls ``capture.block_done()`` (progress planning)."""
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        """How many times an early-stopped :meth:`run` of a capture with these ``attention_grids`` calls
+        ``capture.block_done()`` (progress planning)."""
         ...
 
 
@@ -116,11 +117,14 @@ def images_per_call(max_batch: int, ensemble: int) -> int:
     return max(1, max_batch // ensemble)
 
 
-def extraction_steps(backbone: Backbone, images: int, ensemble: int, max_batch: int, with_attention: bool) -> int:
+def extraction_steps(
+    backbone: Backbone, images: int, ensemble: int, max_batch: int, with_attention: bool, reference_attention=False
+) -> int:
     """The on_step calls of :class:`EnsembleFeatureExtractor` for ``images`` images: per U-Net call, the VAE encode
     and every block of the (early-stopped) pass."""
     calls = -(-images // images_per_call(max_batch, ensemble))
-    return calls * (1 + backbone.blocks_per_pass(with_attention))
+    grids = UNetCapture(with_attention, reference_attention=reference_attention).attention_grids
+    return calls * (1 + backbone.blocks_per_pass(grids))
 
 
 class EnsembleFeatureExtractor:
@@ -155,7 +159,7 @@ class EnsembleFeatureExtractor:
         if self.on_step is not None:
             self.on_step(1)
 
-    def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool):
+    def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool, reference_attention=False):
         """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
         per_call = images_per_call(self.max_batch, noise.size)
         for start in range(0, images.shape[0], per_call):
@@ -170,7 +174,7 @@ class EnsembleFeatureExtractor:
                 ).repeat(group.shape[0], 1, 1, 1)
             eps = noise.diffusion.to(device).repeat(group.shape[0], 1, 1, 1)
             noisy = self.alpha_bar**0.5 * latents + (1 - self.alpha_bar) ** 0.5 * eps
-            capture = UNetCapture(with_attention, on_block=self._step)
+            capture = UNetCapture(with_attention, reference_attention=reference_attention, on_block=self._step)
             self.backbone.run(noisy, self.timestep, capture)
             yield capture, group.shape[0]
 
@@ -183,6 +187,15 @@ class EnsembleFeatureExtractor:
         return torch.cat(
             [self._ensemble_mean(c.up_features[1], n) for c, n in self._passes(images, noise, with_attention=False)]
         )
+
+    def correspondence_and_attention(self, images: torch.Tensor, noise: EnsembleNoise):
+        """Up-block 1 features ``[B, C, r1, r1]`` and the self-attention on that grid ``[B, r1*r1, r1*r1]`` (fp32,
+        rows sum to 1) of reference images ``[B, 3, S, S]`` in [0, 1], for the reference-prompt extension."""
+        features, attention = [], []
+        for capture, n in self._passes(images, noise, with_attention=False, reference_attention=True):
+            features.append(self._ensemble_mean(capture.up_features[1], n))
+            attention.append(self._ensemble_mean(capture.attention(HIGH), n))
+        return torch.cat(features), torch.cat(attention)
 
     def targets(self, images: torch.Tensor, noise: EnsembleNoise) -> TargetFeatures:
         """Correspondence feature, matting features and attention maps (fp32) of images ``[B, 3, S, S]`` in [0, 1]."""
