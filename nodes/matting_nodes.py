@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -44,9 +45,10 @@ class BatchGuidance:
 
 
 def guidance_for_chunk(
-    reference: Reference, images: torch.Tensor, ensemble_size: int, seed: int, progress: NodeProgress
+    reference: Reference, images: torch.Tensor, ensemble_size: int, seed: int, progress: Callable[[int], None]
 ) -> TargetGuidance:
-    """U-Net features and in-context similarity of targets ``[b, 3, H, W]``."""
+    """U-Net features and in-context similarity of targets ``[b, 3, H, W]``; ``progress`` is ticked
+    :func:`~icm_model.pipeline.target_steps` times."""
     decoder = reference.iconmatting_model.load()
     return target_guidance(
         reference.backbone, decoder, reference.context, images, ensemble=ensemble_size, seed=seed, on_step=progress

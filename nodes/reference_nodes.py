@@ -134,37 +134,33 @@ class EncodeReferenceContext:
             raise ValueError(
                 "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
             )
+        if reference_prompt is None:
+            reference = encode_reference_context(
+                iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep, ensemble_size,
+                seed, clip, empty_conditioning,
+            )  # fmt: skip
+            return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
         backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
-        if reference_prompt is not None:
-            context, ui = encode_prompted_reference(
-                backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
-            )
-            reference = Reference(context, backbone, iconmatting_model, ensemble_size, seed)
-            return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
-        progress = NodeProgress(reference_steps(backbone, images.shape[0], ensemble_size))
-        reference = encode_reference_context(
-            backbone, iconmatting_model, images, reference_mask, prompt_type, timestep, ensemble_size, seed, progress
+        context, ui = encode_prompted_reference(
+            backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
         )
-        return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
+        reference = Reference(context, backbone, iconmatting_model, ensemble_size, seed)
+        return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
 
 
-def encode_reference_context(
-    backbone: ComfyBackbone,
-    iconmatting_model: IconMattingModel,
-    images,
-    reference_mask,
-    prompt_type: str,
-    timestep: int,
-    ensemble_size: int,
-    seed: int,
-    progress: NodeProgress,
-) -> Reference:
-    """The reference context of images ``[R, 3, H, W]`` under ComfyUI MASK ``reference_mask``; ticks ``progress``
-    :func:`~icm_model.pipeline.reference_steps` times."""
+def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
+                             ensemble_size, seed, clip=None, empty_conditioning=None, on_step=None):  # fmt: skip
+    """What Encode Reference Context outputs; ``on_step`` (default: a progress bar planned over the reference passes,
+    :func:`~icm_model.pipeline.reference_steps`) is ticked after every VAE encode and U-Net block and may raise to
+    cancel. Returns a :class:`Reference`."""
+    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+    images = channels_first(reference_image, "reference_image")
     context = encode_reference(
         backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
-        timestep=timestep, ensemble=ensemble_size, seed=seed, on_step=progress, rule=PROMPT_TYPES[prompt_type],
+        timestep=timestep, ensemble=ensemble_size, seed=seed,
+        on_step=on_step or NodeProgress(reference_steps(backbone, images.shape[0], ensemble_size)),
+        rule=PROMPT_TYPES[prompt_type],
     )  # fmt: skip
     return Reference(context, backbone, iconmatting_model, ensemble_size, seed)
 

@@ -419,31 +419,6 @@ def test_progress_moves_within_passes_and_is_full_only_at_the_end(nodes, icm, co
     assert updates == [(1, 1)]
 
 
-def test_video_progress_counts_every_frame(nodes, icm, comfy_sd2):
-    model, vae, clip = comfy_sd2
-    frames = torch.rand(5, 64, 80, 3, generator=torch.Generator().manual_seed(3))
-    mask = torch.zeros(1, 64, 80)
-    mask[:, 8:56, 16:64] = 1
-    video = nodes["VideoInContextMatte"]()
-    updates, _ = _progress_of(lambda: video.matte(icm, model, vae, frames, mask, 2, "mask", 2, 200, 1, 0, clip=clip))
-    _planned(updates)
-    # the reference (1 + 19), then 3 chunks of frames: U-Net (1 + 21), similarity (1) and matting head (1) each
-    assert len(updates) == 20 + 3 * 24
-
-
-# --- wrong models ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("family", "model_type", "message"),
-    [
-        ("SD15", "EPS", r"SD15 \(EPS\), not Stable Diffusion 2.x"),
-        ("SDXL", "EPS", r"SDXL \(EPS\), not Stable Diffusion 2.x"),
-        ("SD21UnclipH", "V_PREDICTION", "not Stable Diffusion 2.x"),
-        ("SD20", "EPS", "SD2-base"),
-        ("Flux", "FLUX", r"Flux \(FLUX\)"),
-    ],
-)
 def test_wrong_model_family(pack, nodes, icm, comfy_sd2, reference_inputs, family, model_type, message):
     from comfy_env import comfy_model
 
