@@ -143,7 +143,8 @@ class ComfyBackbone:
         return 1.0 / (sigmas**2 + 1.0)
 
     def encode(self, images: torch.Tensor) -> LatentPosterior:
-        latents = self.vae.encode(images.movedim(1, -1))
+        # float32 whatever VAE.encode gives: newer ComfyUI returns vae_output_dtype(), float16 with --fp16-intermediates
+        latents = self.vae.encode(images.movedim(1, -1)).float()
         if latents.ndim != 4:
             raise ValueError(
                 f"the VAE input gives latents of shape {list(latents.shape)}, not images' [batch, 4, h, w] (a video "
