@@ -96,9 +96,12 @@ def matte_folder(
     progress = TextProgress(len(targets), "matting")
     written = []
     for paths, images in _same_size_batches(targets, images_per_call(matting.max_batch, ensemble)):
-        alphas = matting.matte(
-            context, images, ensemble=ensemble, seed=seed, on_pass=progress.update, upsampling=upsampling
-        )
+        share = len(paths) / matting.matte_steps(len(paths), ensemble)  # of a target, per U-Net block
+
+        def advance(steps: int, share: float = share) -> None:
+            progress.update(steps * share)
+
+        alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_step=advance, upsampling=upsampling)
         if foreground is not None:
             device = next(matting.decoder.parameters()).device
             colours = estimate_foreground(images.to(device), alphas.to(device), foreground).cpu()
