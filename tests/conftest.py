@@ -45,3 +45,22 @@ def comfy_sd2(pack):
 
     unet, vae = random_unet_vae("tiny", seed=0)
     return comfy_model(unet), VAE(vae), CLIP(random_prompt_embeds("tiny", seed=0))
+
+
+@pytest.fixture(scope="session")
+def comfy_checkpoint(tmp_path_factory):
+    """The small random SD2.x-v checkpoint ComfyUI writes (tests/comfy_server.py); needs COMFYUI_PATH."""
+    from comfy_server import comfyui_path, small_checkpoint
+
+    comfyui_path()
+    return small_checkpoint(tmp_path_factory.getbasetemp() / "checkpoint")
+
+
+@pytest.fixture(scope="session")
+def comfy_servers(tmp_path_factory):
+    """Real ComfyUI servers, one per frontend, started on first use: ``comfy_servers.get("pinned")``."""
+    from comfy_server import ComfyServers
+
+    servers = ComfyServers(tmp_path_factory.mktemp("comfy"), tmp_path_factory.getbasetemp() / "checkpoint")
+    yield servers
+    servers.close()

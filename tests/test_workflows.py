@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+PACK_ROOT = Path(__file__).resolve().parents[1]
+UI_WORKFLOWS, API_WORKFLOWS = PACK_ROOT / "example_workflows", PACK_ROOT / "workflows" / "api"
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 # Core ComfyUI 0.3.64 nodes the workflows use: linked inputs, widgets (name -> allowed values, a (min, max) range,
@@ -44,7 +46,7 @@ MODEL_FILE_WIDGETS = {("LoadIconMattingModel", "model_name")}
 
 @pytest.fixture(scope="module")
 def builder():
-    spec = importlib.util.spec_from_file_location("build_workflows", WORKFLOWS / "build_workflows.py")
+    spec = importlib.util.spec_from_file_location("build_workflows", PACK_ROOT / "workflows" / "build_workflows.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -71,15 +73,27 @@ def schemas(pack, builder):
     return ours
 
 
-def _workflow_files(suffix: str) -> list[Path]:
-    return sorted(p for p in WORKFLOWS.glob("*.json") if p.name.endswith(".api.json") == (suffix == "api"))
-
-
 def test_committed_workflows_are_what_the_builder_writes(builder):
-    expected = {name: text for build in builder.WORKFLOWS for name, text in builder.render(build()).items()}
-    assert {p.name for p in WORKFLOWS.glob("*.json")} == set(expected)
-    for name, text in expected.items():
-        assert (WORKFLOWS / name).read_text() == text, f"{name} is stale: run python workflows/build_workflows.py"
+    expected = {path: text for build in builder.WORKFLOWS for path, text in builder.render(build()).items()}
+    assert {*UI_WORKFLOWS.glob("*.json"), *API_WORKFLOWS.glob("*.json")} == set(expected)
+    for path, text in expected.items():
+        assert path.read_text() == text, f"{path.name} is stale: run python workflows/build_workflows.py"
+
+
+def test_only_ui_workflows_are_listed_as_templates():
+    """ComfyUI's template browser lists <pack>/{example_workflows,workflows,...}/*.json: the UI graphs, once each."""
+    listed = [p for folder in ("example_workflows", "example", "examples", "workflow", "workflows")
+              for p in (PACK_ROOT / folder).glob("*.json")]  # fmt: skip
+    assert sorted(listed) == sorted(UI_WORKFLOWS.glob("*.json")) and listed
+
+
+@pytest.mark.parametrize("path", sorted(UI_WORKFLOWS.glob("*.json")), ids=lambda p: p.name)
+def test_template_has_a_thumbnail(path):
+    """The template browser shows <name>.jpg beside each template (frontends 1.27 and 1.58 request that name)."""
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{thumbnail.name} is missing: run python tests/browser/make_pictures.py"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and min(image.size) >= 128, (image.format, image.size)
 
 
 def test_builder_tables_match_the_node_schemas(builder, schemas):
@@ -112,7 +126,7 @@ def _widget_specs(node_type: str, schemas: dict) -> list[tuple[str, object]]:
     return list(CORE_NODES[node_type]["widgets"].items())
 
 
-@pytest.mark.parametrize("path", _workflow_files("ui"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(UI_WORKFLOWS.glob("*.json")), ids=lambda p: p.name)
 def test_ui_workflow(path, schemas):
     graph = json.loads(path.read_text())
     nodes = {node["id"]: node for node in graph["nodes"]}
@@ -139,10 +153,10 @@ def test_ui_workflow(path, schemas):
     assert graph["last_node_id"] == max(nodes) and graph["last_link_id"] == len(graph["links"])
 
 
-@pytest.mark.parametrize("path", _workflow_files("api"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(API_WORKFLOWS.glob("*.json")), ids=lambda p: p.name)
 def test_api_workflow(path, schemas):
     prompt = json.loads(path.read_text())
-    ui = json.loads(path.with_name(path.name.replace(".api.json", ".json")).read_text())
+    ui = json.loads((UI_WORKFLOWS / path.name).read_text())
     assert {str(node["id"]) for node in ui["nodes"]} == set(prompt)
     for node_id, node in prompt.items():
         node_type = node["class_type"]

@@ -1,6 +1,10 @@
 """Writes the example workflows, each as a UI-format graph (drag and drop into ComfyUI) and its API-format twin.
 
-    python workflows/build_workflows.py          # rewrites workflows/*.json
+    python workflows/build_workflows.py   # rewrites example_workflows/*.json (UI) and workflows/api/*.json (API)
+
+The UI graphs go to ``example_workflows/``, the folder ComfyUI's template browser lists for a custom node pack (each
+with a ``.jpg`` thumbnail beside it: tests/browser/make_pictures.py); the API twins, for ``/prompt``, go to
+``workflows/api/``, which the template browser does not list.
 
 One description per workflow (nodes, widget values, links) produces both files, so the twins cannot drift apart;
 tests/test_workflows.py checks that the committed files are what this script writes.
@@ -12,7 +16,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+PACK_ROOT = Path(__file__).resolve().parents[1]
+UI_FOLDER, API_FOLDER = PACK_ROOT / "example_workflows", PACK_ROOT / "workflows" / "api"
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
 SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}
@@ -496,17 +501,19 @@ WORKFLOWS = [
 ]
 
 
-def render(workflow: Workflow) -> dict[str, str]:
-    """File name -> JSON text of both formats."""
+def render(workflow: Workflow) -> dict[Path, str]:
+    """Path -> JSON text of both formats."""
     dump = lambda data: json.dumps(data, indent=1) + "\n"  # noqa: E731
-    return {f"{workflow.name}.json": dump(ui_format(workflow)), f"{workflow.name}.api.json": dump(api_format(workflow))}
+    name = f"{workflow.name}.json"
+    return {UI_FOLDER / name: dump(ui_format(workflow)), API_FOLDER / name: dump(api_format(workflow))}
 
 
 def main() -> None:
     for build in WORKFLOWS:
-        for name, text in render(build()).items():
-            (HERE / name).write_text(text)
-            print(HERE / name)
+        for path, text in render(build()).items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(path.relative_to(PACK_ROOT))
 
 
 if __name__ == "__main__":
