@@ -374,8 +374,6 @@ def scribble_reference() -> Workflow:
         (6, "IMAGE", 7, "images"),
     ]
     branch_nodes, branch_links = _matte_branch(10, "icm_target_painting.png", 1, "iconmatting/scribble", 5)
-    for node in branch_nodes:
-        node.row += 1
     return Workflow(
         "scribble_reference", "Scribbles on the reference (reference-prompt extension)", nodes + branch_nodes,
         links + branch_links,
@@ -403,7 +401,7 @@ def correction_rounds() -> Workflow:
             11,
             "IconMattingCorrection",
             {"target_index": 0, "marks": correction_marks},
-            4,
+            3,
             2,
             "Correction: click what was missed, scribble where it leaked",
         ),  # fmt: skip
