@@ -10,6 +10,7 @@ from .reference_nodes import (
     IconMattingCombineReferences,
     IconMattingPointsToMask,
 )
+from .video_batch_nodes import IconMattingVideoBatchManager
 from .video_nodes import VideoInContextMatte
 
 register_model_folder()
@@ -28,6 +29,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingMetrics": IconMattingMetrics,
     "IconMattingReferencePrompt": IconMattingReferencePrompt,
     "IconMattingCorrection": IconMattingCorrection,
+    "IconMattingVideoBatchManager": IconMattingVideoBatchManager,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -42,4 +44,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingMetrics": "Matting Metrics (IconMatting)",
     "IconMattingReferencePrompt": "Reference Prompt (IconMatting)",
     "IconMattingCorrection": "Correct Target (IconMatting)",
+    "IconMattingVideoBatchManager": "Video Batch Manager (IconMatting)",
 }

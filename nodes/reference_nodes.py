@@ -128,21 +128,33 @@ class EncodeReferenceContext:
             raise ValueError(
                 "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
             )
+        if reference_prompt is None:
+            reference = encode_reference_context(
+                iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep, ensemble_size,
+                seed, clip, empty_conditioning,
+            )  # fmt: skip
+            return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
         backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
-        ui = {}
-        if reference_prompt is not None:
-            context, ui = encode_prompted_reference(
-                backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
-            )
-        else:
-            context = encode_reference(
-                backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
-                timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=PassProgress(images.shape[0]),
-                rule=PROMPT_TYPES[prompt_type],
-            )  # fmt: skip
+        context, ui = encode_prompted_reference(
+            backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
+        )
         reference = Reference(context, backbone, iconmatting_model, ensemble_size, seed)
         return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
+
+
+def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
+                             ensemble_size, seed, clip=None, empty_conditioning=None, on_pass=None):  # fmt: skip
+    """What Encode Reference Context outputs; ``on_pass`` (default: a progress bar over the references) is called
+    after every U-Net pass with the number of references it covered. Returns a :class:`Reference`."""
+    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+    images = channels_first(reference_image, "reference_image")
+    context = encode_reference(
+        backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
+        timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=on_pass or PassProgress(images.shape[0]),
+        rule=PROMPT_TYPES[prompt_type],
+    )  # fmt: skip
+    return Reference(context, backbone, iconmatting_model, ensemble_size, seed)
 
 
 class IconMattingCombineReferences:

@@ -1,9 +1,15 @@
-"""Video: one marked frame, a matte for every frame, in chunks of bounded memory."""
+"""Video: one marked frame, a matte for every frame, streamed in chunks; optionally over several runs."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import comfy.model_management
 import torch
 
+from ..icm_model.video.stream import stream_mattes
+from ..icm_model.video.temporal import DEFAULT_STRENGTH, MAX_STRENGTH, TemporalStabiliser
 from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, as_mask_batch, channels_first
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
 from .reference_nodes import (
@@ -14,34 +20,88 @@ from .reference_nodes import (
     SD_INPUTS,
     SEED_INPUT,
     TIMESTEP_INPUT,
-    EncodeReferenceContext,
+    Reference,
+    encode_reference_context,
 )
+from .video_batch_nodes import VIDEO_BATCH_TYPE, VideoBatch, fingerprint
+
+UNET_SHARE_OF_FRAME = 0.9
+"""Share of a frame's progress step given when the U-Net pass covering it ends; the rest when its matte is written."""
+_CLIPS_KEPT = 4
 
 
-def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None):
-    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video."""
+def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None, first_frame: int = 0):
+    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video.
+
+    ``first_frame`` is the clip index of ``frames[0]`` (a batch of a longer video); ``reference_frame`` is a clip index.
+    """
     masks = as_mask_batch(reference_mask, "reference_mask")
     if reference_image is not None:
         return reference_image, masks
-    if not 0 <= reference_frame < frames.shape[0]:
-        raise ValueError(f"reference_frame {reference_frame} is not a frame of this video (0..{frames.shape[0] - 1})")
+    local = reference_frame - first_frame
+    if not 0 <= local < frames.shape[0]:
+        raise ValueError(
+            f"reference_frame {reference_frame} is not a frame of this video "
+            f"({first_frame}..{first_frame + frames.shape[0] - 1})"
+        )
     if masks.shape[0] == frames.shape[0]:
-        masks = masks[reference_frame : reference_frame + 1]
+        masks = masks[local : local + 1]
     elif masks.shape[0] != 1:
         raise ValueError(
             f"reference_mask has {masks.shape[0]} masks: give one mask (of the reference frame) or one "
             f"per frame ({frames.shape[0]})"
         )
-    return frames[reference_frame : reference_frame + 1], masks
+    return frames[local : local + 1], masks
+
+
+class FrameProgress(PassProgress):
+    """A progress bar over frames that is full only once the last frame's matte is written.
+
+    Used as ``on_pass`` of the frames' U-Net passes: a pass over n frames advances ``n * UNET_SHARE_OF_FRAME``;
+    :meth:`frames_done` completes their step. :meth:`reference_pass` only checks for a cancel.
+    """
+
+    def __init__(self, frames: int) -> None:
+        super().__init__(frames)
+        self.passed = self.done = 0
+
+    def __call__(self, frames: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        self.passed += frames
+        self.bar.update_absolute(self.done + UNET_SHARE_OF_FRAME * (self.passed - self.done))
+
+    @staticmethod
+    def reference_pass(_images: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    def frames_done(self, frames: int) -> None:
+        self.done += frames
+        self.passed = max(self.passed, self.done)
+        self.bar.update_absolute(self.done)
+
+
+@dataclass
+class ClipState:
+    """What Video In-Context Matte keeps between the batches of one clip."""
+
+    reference: Reference
+    stabiliser: TemporalStabiliser | None
+    next_frame: int
+
+
+_clips: OrderedDict[tuple, ClipState] = OrderedDict()
+"""(clip, reference settings) -> state after the last finished batch; the few most recent clips."""
 
 
 class VideoInContextMatte:
     """Mattes every frame of a video from one marked frame."""
 
     DESCRIPTION = (
-        "Marks the object once (a mask on one frame, or a separate reference image) and mattes every frame. Frames "
-        "go through the U-Net and the matting head a chunk at a time, so memory does not grow with the video's "
-        "length; every frame uses the same noise draws, which keeps the mattes steady over time. " + ALPHA_CONVENTION
+        "Marks the object once (a mask on one frame, or a separate reference image) and mattes every frame. The "
+        "reference is encoded once; frames go through the U-Net and the matting head a chunk at a time, so memory "
+        "does not grow with the video's length; every frame uses the same noise draws. temporal_stability smooths "
+        "alpha along the motion between frames (not a paper feature; 0 = off). With a Video Batch Manager a long "
+        "video streams over several runs, keeping the reference and the temporal state. " + ALPHA_CONVENTION
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("MASK",)
@@ -72,7 +132,8 @@ class VideoInContextMatte:
                         "default": 0,
                         "min": 0,
                         "max": 1_000_000,
-                        "tooltip": "Index of the marked frame (ignored with reference_image).",
+                        "tooltip": "Index of the marked frame (in the whole video with a batch manager; ignored "
+                        "with reference_image).",
                     },
                 ),
                 "prompt_type": PROMPT_TYPE_INPUT,
@@ -92,45 +153,87 @@ class VideoInContextMatte:
             "optional": {
                 **PROMPT_INPUTS,
                 "reference_image": ("IMAGE", {"tooltip": "A separate reference image (then reference_mask marks it)."}),
+                "temporal_stability": (
+                    "FLOAT",
+                    {
+                        "default": DEFAULT_STRENGTH,
+                        "min": 0.0,
+                        "max": MAX_STRENGTH,
+                        "step": 0.05,
+                        "tooltip": "Blends each alpha with the previous frame's alpha moved along the motion, "
+                        "only where that motion explains the new frame (moving edges are followed, not smeared). "
+                        "Higher = steadier. 0 = off: every frame matted on its own, as in the paper.",
+                    },
+                ),
+                "batch": (
+                    VIDEO_BATCH_TYPE,
+                    {"tooltip": "From Video Batch Manager: these frames are one batch of a longer video."},
+                ),
             },
         }
 
-    def matte(
-        self,
-        iconmatting_model,
-        model,
-        vae,
-        frames,
-        reference_mask,
-        reference_frame,
-        prompt_type,
-        chunk_size,
-        timestep,
-        ensemble_size,
-        seed,
-        clip=None,
-        empty_conditioning=None,
-        reference_image=None,
-    ):
-        image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image)
-        reference = EncodeReferenceContext().encode(
-            iconmatting_model,
-            model,
-            vae,
-            image,
-            mask,
-            prompt_type,
-            timestep,
-            ensemble_size,
-            seed,
-            clip,
-            empty_conditioning,
-        )["result"][0]
-        progress = PassProgress(frames.shape[0])
-        alphas = []
-        for start in range(0, frames.shape[0], chunk_size):
-            chunk = channels_first(frames[start : start + chunk_size], "frames")
+    def matte(self, iconmatting_model, model, vae, frames, reference_mask, reference_frame, prompt_type, chunk_size,
+              timestep, ensemble_size, seed, clip=None, empty_conditioning=None, reference_image=None,
+              temporal_stability=DEFAULT_STRENGTH, batch: VideoBatch | None = None):  # fmt: skip
+        if frames is None:
+            raise ValueError("frames is empty: connect 'frames' to the Video Batch Manager (or to a frame loader)")
+        channels_first(frames[:1], "frames")
+        start = batch.start if batch is not None else 0
+        if batch is not None and frames.shape[0] != batch.count:
+            raise ValueError(
+                f"frames has {frames.shape[0]} frames but the batch is frames {start}-{start + batch.count - 1}: wire "
+                "the Video Batch Manager's frames (or a loader driven by its start_frame and frame_count)"
+            )
+        progress = FrameProgress(frames.shape[0])
+        key = None if batch is None else (batch.clip, self._settings(iconmatting_model, model, vae, reference_mask,
+               reference_frame, prompt_type, timestep, ensemble_size, seed, clip, empty_conditioning, reference_image,
+               temporal_stability))  # fmt: skip
+        state = _clips.get(key) if key is not None else None
+        note = ""
+        if state is not None and state.next_frame == start:
+            stabiliser = state.stabiliser.copy() if state.stabiliser else None
+            reference, note = state.reference, f"; reference and temporal state kept from frame {start - 1}"
+        else:
+            stabiliser = TemporalStabiliser(temporal_stability) if temporal_stability != 0 else None
+            has_reference = reference_image is not None or 0 <= reference_frame - start < frames.shape[0]
+            if state is not None and not has_reference:
+                reference, note = state.reference, "; reference kept, temporal state restarted (batch out of order)"
+            elif not has_reference and batch is not None:
+                raise ValueError(
+                    f"reference_frame {reference_frame} is not in this batch (frames {start}-"
+                    f"{start + batch.count - 1}) and no earlier batch of this video encoded it: run the batches from "
+                    "the first (change frames_per_batch to restart the Video Batch Manager), or connect "
+                    "reference_image"
+                )
+            else:
+                image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image, start)
+                reference = encode_reference_context(
+                    iconmatting_model, model, vae, image, mask, prompt_type, timestep, ensemble_size, seed, clip,
+                    empty_conditioning, on_pass=progress.reference_pass,
+                )  # fmt: skip
+
+        def matte_chunk(chunk: torch.Tensor) -> torch.Tensor:
             guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
-            alphas.append(alpha_for_chunk(iconmatting_model, guidance, chunk))
-            del guidance
-        return {"ui": {"text": [reference.summary()]}, "result": (torch.cat(alphas),)}
+            return alpha_for_chunk(iconmatting_model, guidance, chunk)
+
+        alpha = stream_mattes(
+            frames, chunk_size, matte_chunk, stabiliser, progress.frames_done,
+            out_device=comfy.model_management.intermediate_device(),
+            stabiliser_device=comfy.model_management.get_torch_device(),
+        )  # fmt: skip
+        if key is not None:
+            _clips[key] = ClipState(reference, stabiliser, start + frames.shape[0])
+            _clips.move_to_end(key)
+            while len(_clips) > _CLIPS_KEPT:
+                _clips.popitem(last=False)
+            batch.commit()
+        return {"ui": {"text": [reference.summary() + note]}, "result": (alpha,)}
+
+    @staticmethod
+    def _settings(iconmatting_model, model, vae, reference_mask, *values) -> tuple:
+        """What identifies the reference and the temporal state: models, mask and settings (tensors by content)."""
+        return (
+            iconmatting_model.name, id(model), id(vae), fingerprint(reference_mask),
+            *(fingerprint(v) if isinstance(v, torch.Tensor) else v if isinstance(v, (int, float, str)) else id(v)
+              for v in values),
+        )  # fmt: skip

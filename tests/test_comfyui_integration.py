@@ -78,8 +78,8 @@ def test_pack_imports_cleanly(server):
     texts += [
         spec[1].get("tooltip", "")
         for node in ours.values()
-        for group in node["input"].values()
-        for spec in group.values()
+        for group in ("required", "optional")  # not "hidden": its values are plain type names
+        for spec in node["input"].get(group, {}).values()
         if len(spec) > 1
     ]
     named = {word for text in texts for word in re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+(?:_\w+)?\b", text)}
@@ -116,3 +116,25 @@ def test_workflow_runs(server, name):
         targets = ("icm_target_photo", "icm_target_painting", "icm_target_render")
         assert {image.size for image in images} == {TARGET_IMAGES[target] for target in targets}
         assert all(image.mode == "RGBA" for image in images)
+    if name.startswith("video_matte_image_sequences"):  # the whole 4-frame test video in one batch: 4 + 4 PNGs
+        assert [Image.open(server.output_file(item)).size for item in files] == [(192, 128)] * 8
+
+
+def test_video_batches_across_runs(server):
+    """The Video Batch Manager hands out the next frames on every run; the matte node keeps its reference."""
+    prompt = json.loads((API_WORKFLOWS / "video_matte_image_sequences.json").read_text())
+    manager = next(key for key, node in prompt.items() if node["class_type"] == "IconMattingVideoBatchManager")
+    matte = next(key for key, node in prompt.items() if node["class_type"] == "VideoInContextMatte")
+    prompt[manager]["inputs"]["frames_per_batch"] = 3
+    prompt[matte]["inputs"]["ensemble_size"] = 1
+    runs = [server.run(prompt) for _ in range(2)]
+    assert [r["status"]["status_str"] for r in runs] == ["success"] * 2
+    texts = [run["outputs"][manager]["text"][0] for run in runs]
+    assert texts == [
+        "batch 1 of 2: frames 0-2 of 4; queue 1 more run(s)",
+        "batch 2 of 2: frames 3-3 of 4; the last batch",
+    ]
+    assert [len(run["outputs"][matte]["text"]) for run in runs] == [1, 1]
+    assert "kept from frame 2" in runs[1]["outputs"][matte]["text"][0]
+    saved = [sum(len(output.get("images", [])) for output in run["outputs"].values()) for run in runs]
+    assert saved == [6, 2]  # alpha and composite of 3 frames, then of the last one

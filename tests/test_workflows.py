@@ -39,6 +39,17 @@ CORE_NODES = {
     "SaveImage": {"inputs": {"images": "IMAGE"}, "widgets": {"filename_prefix": str}, "outputs": []},
     "PreviewImage": {"inputs": {"images": "IMAGE"}, "widgets": {}, "outputs": []},
     "MaskToImage": {"inputs": {"mask": "MASK"}, "widgets": {}, "outputs": ["IMAGE"]},
+    "InvertMask": {"inputs": {"mask": "MASK"}, "widgets": {}, "outputs": ["MASK"]},
+    "EmptyImage": {
+        "inputs": {},
+        "widgets": {"width": (1, 16384), "height": (1, 16384), "batch_size": (1, 4096), "color": (0, 0xFFFFFF)},
+        "outputs": ["IMAGE"],
+    },
+    "ImageCompositeMasked": {
+        "inputs": {"destination": "IMAGE", "source": "IMAGE", "mask": "MASK"},
+        "widgets": {"x": (0, 16384), "y": (0, 16384), "resize_source": [True, False]},
+        "outputs": ["IMAGE"],
+    },
 }
 UPLOAD_NODES = {"LoadImage", "LoadImageMask", "LoadVideo"}
 MODEL_FILE_WIDGETS = {("LoadIconMattingModel", "model_name")}

@@ -44,6 +44,15 @@ OUTPUTS = {
     ],
     "MattingHead": [("alpha", "MASK"), ("foreground", "IMAGE"), ("rgba", "IMAGE")],
     "VideoInContextMatte": [("alpha", "MASK")],
+    "IconMattingVideoBatchManager": [
+        ("batch", "ICON_MATTING_VIDEO_BATCH"),
+        ("frames", "IMAGE"),
+        ("start_frame", "INT"),
+        ("frame_count", "INT"),
+    ],
+    "InvertMask": [("MASK", "MASK")],
+    "EmptyImage": [("IMAGE", "IMAGE")],
+    "ImageCompositeMasked": [("IMAGE", "IMAGE")],
     "IconMattingBoxToMask": [("reference_mask", "MASK")],
     "IconMattingPointsToMask": [("reference_mask", "MASK")],
     "IconMattingApplyAlpha": [("foreground", "IMAGE"), ("rgba", "IMAGE")],
@@ -88,7 +97,11 @@ INPUTS = {
         ("clip", "CLIP"),
         ("empty_conditioning", "CONDITIONING"),
         ("reference_image", "IMAGE"),
+        ("batch", "ICON_MATTING_VIDEO_BATCH"),
     ],
+    "IconMattingVideoBatchManager": [("frames", "IMAGE")],
+    "InvertMask": [("mask", "MASK")],
+    "ImageCompositeMasked": [("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
     "IconMattingBoxToMask": [("reference_image", "IMAGE")],
     "IconMattingPointsToMask": [("reference_image", "IMAGE")],
     "IconMattingApplyAlpha": [("image", "IMAGE"), ("alpha", "MASK")],
@@ -116,7 +129,18 @@ WIDGETS = {
     "LoadIconMattingModel": ["model_name"],
     "EncodeReferenceContext": ["prompt_type", "timestep", "ensemble_size", "seed"],
     "InContextSimilarity": ["ensemble_size", "seed"],
-    "VideoInContextMatte": ["reference_frame", "prompt_type", "chunk_size", "timestep", "ensemble_size", "seed"],
+    "VideoInContextMatte": [
+        "reference_frame",
+        "prompt_type",
+        "chunk_size",
+        "timestep",
+        "ensemble_size",
+        "seed",
+        "temporal_stability",
+    ],
+    "IconMattingVideoBatchManager": ["frames_per_batch", "total_frames"],
+    "EmptyImage": ["width", "height", "batch_size", "color"],
+    "ImageCompositeMasked": ["x", "y", "resize_source"],
     "IconMattingBoxToMask": ["x", "y", "width", "height"],
     "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
     "IconMattingReferencePrompt": ["marks", "extension_top_m"],
@@ -434,7 +458,14 @@ def correction_rounds() -> Workflow:
     return Workflow("correction_rounds", "Correcting a target: first run, one correction, the rerun", nodes, links)
 
 
-def fig6_video_from_one_frame() -> Workflow:
+def _video_matte(node_id: int, column: int, row: int) -> Node:
+    widgets = {"reference_frame": 0, "prompt_type": "mask", "chunk_size": 4, "timestep": 200, "ensemble_size": 4}
+    return Node(node_id, "VideoInContextMatte", {**widgets, "seed": 0, "temporal_stability": 0.5}, column, row)
+
+
+def _video_inputs(matte: int) -> tuple[list[Node], list[tuple[int, str, int, str]]]:
+    """The models, the video (LoadVideo, GetVideoComponents) and the mask of frame 0, the models and mask wired into
+    the Video In-Context Matte node ``matte``."""
     nodes = [
         *_sd_and_model(),
         Node(3, "LoadVideo", {"file": "icm_video.mp4"}, 1, 0, "Video"),
@@ -447,20 +478,14 @@ def fig6_video_from_one_frame() -> Workflow:
             1,
             "Mask of frame 0 (white = object)",
         ),
-        Node(
-            6,
-            "VideoInContextMatte",
-            {
-                "reference_frame": 0,
-                "prompt_type": "mask",
-                "chunk_size": 4,
-                "timestep": 200,
-                "ensemble_size": 4,
-                "seed": 0,
-            },
-            3,
-            0,
-        ),
+    ]
+    return nodes, [*_sd_links(matte), (3, "VIDEO", 4, "video"), (5, "MASK", matte, "reference_mask")]
+
+
+def fig6_video_from_one_frame() -> Workflow:
+    nodes, links = _video_inputs(6)
+    nodes += [
+        _video_matte(6, 3, 0),
         Node(7, "IconMattingApplyAlpha", {}, 4, 0),
         Node(8, "CreateVideo", {"fps": 24.0}, 5, 0, "Foreground video"),
         Node(
@@ -470,14 +495,8 @@ def fig6_video_from_one_frame() -> Workflow:
         Node(11, "CreateVideo", {"fps": 24.0}, 5, 1, "Matte video"),
         Node(12, "SaveVideo", {"filename_prefix": "video/iconmatting_matte", "format": "auto", "codec": "auto"}, 6, 1),
     ]
-    links = [
-        (2, "iconmatting_model", 6, "iconmatting_model"),
-        (1, "MODEL", 6, "model"),
-        (1, "VAE", 6, "vae"),
-        (1, "CLIP", 6, "clip"),
-        (3, "VIDEO", 4, "video"),
+    links += [
         (4, "images", 6, "frames"),
-        (5, "MASK", 6, "reference_mask"),
         (4, "images", 7, "image"),
         (6, "alpha", 7, "alpha"),
         (7, "foreground", 8, "images"),
@@ -489,6 +508,37 @@ def fig6_video_from_one_frame() -> Workflow:
     return Workflow("fig6_video_from_one_frame", "Fig. 6: every frame of a video from one marked frame", nodes, links)
 
 
+def video_matte_image_sequences() -> Workflow:
+    """A video streamed in batches (one per queued run); alpha and a composite over green saved as PNG sequences."""
+    nodes, links = _video_inputs(7)
+    nodes += [
+        Node(6, "IconMattingVideoBatchManager", {"frames_per_batch": 16, "total_frames": 0}, 3, 0,
+             "Batch manager: queue once per batch"),
+        _video_matte(7, 4, 0),
+        Node(8, "MaskToImage", {}, 5, 0),
+        Node(9, "SaveImage", {"filename_prefix": "iconmatting/video_alpha"}, 6, 0, "Alpha sequence"),
+        Node(10, "InvertMask", {}, 5, 1),
+        Node(11, "EmptyImage", {"width": 64, "height": 64, "batch_size": 1, "color": 0x00FF00}, 3, 1, "Background"),
+        Node(12, "ImageCompositeMasked", {"x": 0, "y": 0, "resize_source": True}, 6, 1, "Composite over green"),
+        Node(13, "SaveImage", {"filename_prefix": "iconmatting/video_composite"}, 7, 1, "Composite sequence"),
+    ]  # fmt: skip
+    links += [
+        (4, "images", 6, "frames"),
+        (6, "frames", 7, "frames"),
+        (6, "batch", 7, "batch"),
+        (7, "alpha", 8, "mask"),
+        (8, "IMAGE", 9, "images"),
+        (7, "alpha", 10, "mask"),
+        (6, "frames", 12, "destination"),
+        (11, "IMAGE", 12, "source"),
+        (10, "MASK", 12, "mask"),
+        (12, "IMAGE", 13, "images"),
+    ]
+    return Workflow(
+        "video_matte_image_sequences", "A video in batches: alpha and composite as image sequences", nodes, links
+    )
+
+
 WORKFLOWS = [
     fig1_one_reference_many_domains,
     fig8_same_instance_other_views,
@@ -496,6 +546,7 @@ WORKFLOWS = [
     fig6_video_from_one_frame,
     scribble_reference,
     correction_rounds,
+    video_matte_image_sequences,
 ]
 
 

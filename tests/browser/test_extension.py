@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from comfy_server import PACK_FOLDER
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "example_workflows").glob("*.json"))
@@ -29,3 +30,23 @@ def test_example_workflows_load_without_missing_nodes(comfy):
         assert {i: n["type"] for i, n in loaded.items()} == expected, path.name
         missing = sorted({n["type"] for n in loaded.values() if not n["registered"]})
         assert not missing, f"{path.name}: missing node types {missing}"
+        vue_nodes = comfy.evaluate("() => document.querySelectorAll('[data-node-id]').length")
+        assert vue_nodes == (len(expected) if comfy.vue_nodes else 0), path.name
+
+
+@pytest.mark.parametrize("vue_nodes", [False])
+def test_example_workflow_queued_from_the_frontend_runs(comfy):
+    """The frontend's own serialisation of a UI workflow (widgets, control_after_generate) is a valid prompt."""
+    path = next(p for p in EXAMPLES if p.name == "fig10_similarity_maps.json")
+    comfy.load_workflow(path)
+    seeded = [n["id"] for n in json.loads(path.read_text())["nodes"] if n["type"] in ("EncodeReferenceContext",
+              "InContextSimilarity")]  # fmt: skip
+    for node_id in seeded:  # keep CPU runs short
+        comfy.set_widget(node_id, "ensemble_size", 1)
+        assert comfy.widget_values(node_id)["ensemble_size"] == 1
+    result = comfy.queue_and_wait()
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[:3000]
+    prompt = result["prompt"][2]
+    assert all(prompt[str(node_id)]["inputs"]["ensemble_size"] == 1 for node_id in seeded)
+    previews = [item for output in result["outputs"].values() for item in output.get("images", [])]
+    assert len(previews) == 3 and all(comfy.server.output_file(item).is_file() for item in previews)

@@ -1,0 +1,1 @@
+"""Video matting: streaming frames in chunks, temporal stability, and temporal measures."""
