@@ -103,7 +103,8 @@ class ComfyBackbone:
         return 1.0 / (sigmas**2 + 1.0)
 
     def encode(self, images: torch.Tensor) -> LatentPosterior:
-        latents = self.vae.encode(images.movedim(1, -1))
+        # float32 whatever VAE.encode gives: newer ComfyUI returns vae_output_dtype(), float16 with --fp16-intermediates
+        latents = self.vae.encode(images.movedim(1, -1)).float()
         return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:

@@ -195,6 +195,22 @@ def test_comfy_capture_equals_diffusers_capture(pack, comfy_sd2):
     )  # fmt: skip
 
 
+def test_comfy_latents_are_float32_whatever_the_vae_returns(pack, comfy_sd2):
+    """Newer ComfyUI's VAE.encode returns vae_output_dtype() (float16 with --fp16-intermediates), 0.3.64 float32."""
+    ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
+    model, vae, clip = comfy_sd2
+    backbone = ComfyBackbone(model, vae, clip.embedding)
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    full = backbone.encode(images).mean
+    vae.output_dtype = torch.float16
+    try:
+        half = backbone.encode(images).mean
+    finally:
+        vae.output_dtype = torch.float32
+    assert full.dtype == half.dtype == torch.float32
+    torch.testing.assert_close(half, full, rtol=1e-2, atol=1e-2)
+
+
 def test_comfy_capture_layers_and_early_stop(pack, comfy_sd2):
     ComfyBackbone = pack_module("nodes.comfy_backbone").ComfyBackbone  # noqa: N806
     capture_module = pack_module("icm_model.backbone.capture")
@@ -343,9 +359,17 @@ def test_video_in_chunks(nodes, icm, comfy_sd2, monkeypatch):
 # --- the user's MODEL ------------------------------------------------------------------------------------------------
 
 
-def test_user_model_unchanged_after_runs_and_interruption(nodes, icm, comfy_sd2, reference_inputs, targets):
+# ComfyUI 0.3.64's InterruptProcessingException is an Exception, newer ComfyUI's a BaseException: cleanup must not
+# depend on either (finally, never except Exception).
+@pytest.mark.parametrize("interrupt_base", [Exception, BaseException], ids=["Exception", "BaseException"])
+def test_user_model_unchanged_after_runs_and_interruption(
+    nodes, icm, comfy_sd2, reference_inputs, targets, interrupt_base, monkeypatch
+):
     import comfy.model_management
     import comfy.utils
+
+    interrupt = type("InterruptProcessingException", (interrupt_base,), {})
+    monkeypatch.setattr(comfy.model_management, "InterruptProcessingException", interrupt)
 
     model = comfy_sd2[0]
     before, options = _unet_output(model), repr(model.model_options)

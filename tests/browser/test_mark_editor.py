@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from comfy_server import SD_CHECKPOINT
 from PIL import Image, ImageDraw
-
-# The shared browser harness (tests/comfy_server.py, tests/browser/conftest.py) is landing separately.
-SD_CHECKPOINT = pytest.importorskip("comfy_server", reason="needs the browser test harness").SD_CHECKPOINT
 
 IMAGE = "icm_editor_scene.png"
 WIDTH, HEIGHT = 512, 384
 TOLERANCE = 0.1  # image pixels: pointer positions are fractional CSS pixels
 
-BUILD_GRAPH = """async ({ckpt, image}) => {
+# Builds a graph in the page: `add`, `set`, `link` by slot names, `encoder()` = checkpoint + IconMatting model +
+# Encode Reference Context (ensemble 1, seed args.seed); BODY leaves the node with the editor (returned) in `editor`.
+GRAPH = """async (args) => {
   const graph = window.app.graph;
   graph.clear();
   const add = (type, pos, size) => {
@@ -35,29 +35,70 @@ BUILD_GRAPH = """async ({ckpt, image}) => {
   };
   const set = (node, name, value) => { node.widgets.find((w) => w.name === name).value = value; };
   const link = (a, output, b, input) => a.connect(a.findOutputSlot(output), b, b.findInputSlot(input));
-  const load = add("LoadImage", [0, 0]);
-  set(load, "image", image);
-  const checkpoint = add("CheckpointLoaderSimple", [0, 420]);
-  set(checkpoint, "ckpt_name", ckpt);
-  const model = add("LoadIconMattingModel", [0, 580]);
-  const prompt = add("IconMattingReferencePrompt", [340, 0], [520, 640]);
-  const encode = add("EncodeReferenceContext", [900, 200]);
-  set(encode, "ensemble_size", 1);
-  const preview = add("PreviewAny", [900, 620]);
-  link(load, "IMAGE", prompt, "reference_image");
-  link(load, "IMAGE", encode, "reference_image");
-  link(prompt, "reference_prompt", encode, "reference_prompt");
-  link(checkpoint, "MODEL", encode, "model");
-  link(checkpoint, "VAE", encode, "vae");
-  link(checkpoint, "CLIP", encode, "clip");
-  link(model, "iconmatting_model", encode, "iconmatting_model");
-  link(encode, "reference", preview, "source");
+  const encoder = () => {
+    const checkpoint = add("CheckpointLoaderSimple", [900, 0]);
+    set(checkpoint, "ckpt_name", args.ckpt);
+    const model = add("LoadIconMattingModel", [900, 160]);
+    const encode = add("EncodeReferenceContext", [900, 300]);
+    set(encode, "ensemble_size", 1);
+    set(encode, "seed", args.seed);
+    for (const name of ["MODEL", "VAE", "CLIP"]) link(checkpoint, name, encode, name.toLowerCase());
+    link(model, "iconmatting_model", encode, "iconmatting_model");
+    return encode;
+  };
+  let editor;
+  BODY
   const canvas = window.app.canvas;
   canvas.ds.scale = 0.8;
-  canvas.ds.offset = [40 - prompt.pos[0] + 300, 140];
+  canvas.ds.offset = [300 - editor.pos[0], 140];
   canvas.setDirty(true, true);
-  return prompt.id;
+  return editor.id;
 }"""
+PROMPT_GRAPH = """
+  const load = add("LoadImage", [0, 0]);
+  set(load, "image", args.image);
+  editor = add("IconMattingReferencePrompt", [340, 0], [520, 640]);
+  set(editor, "extension_top_m", 8 + args.seed);
+  const encode = encoder();
+  link(load, "IMAGE", editor, "reference_image");
+  link(load, "IMAGE", encode, "reference_image");
+  link(editor, "reference_prompt", encode, "reference_prompt");
+  link(encode, "reference", add("PreviewAny", [900, 700]), "source");
+"""
+# The correction's reference comes from a mask; its previous alpha is empty, so only the marks select cells.
+CORRECTION_GRAPH = """
+  const target = add("LoadImage", [0, 0]);
+  set(target, "image", args.image);
+  const alpha = add("SolidMask", [0, 380]);
+  set(alpha, "value", 0);
+  set(alpha, "width", args.width);
+  set(alpha, "height", args.height);
+  const reference = add("LoadImage", [1300, 0]);
+  set(reference, "image", "icm_reference.png");
+  const mask = add("LoadImageMask", [1300, 380]);
+  set(mask, "image", "icm_reference_mask.png");
+  set(mask, "channel", "red");
+  const encode = encoder();
+  link(reference, "IMAGE", encode, "reference_image");
+  link(mask, "MASK", encode, "reference_mask");
+  editor = add("IconMattingCorrection", [340, 0], [520, 640]);
+  link(encode, "reference", editor, "reference");
+  link(target, "IMAGE", editor, "target_image");
+  link(alpha, "MASK", editor, "previous_alpha");
+  link(editor, "reference", add("PreviewAny", [900, 700]), "source");
+"""
+
+
+def _build(comfy, body: str) -> int:
+    """Builds a graph (GRAPH with ``body``) on the scene image; the id of the node with the editor."""
+    _scene(comfy.server.base / "input" / IMAGE)
+    # A seed of its own per render mode: the same server must really run the graph again (a cached run sends no ui).
+    seed = int(comfy.vue_nodes)
+    args = {"ckpt": SD_CHECKPOINT, "image": IMAGE, "width": WIDTH, "height": HEIGHT, "seed": seed}
+    node_id = comfy.evaluate(GRAPH.replace("BODY", body), args)
+    comfy.page.wait_for_timeout(800)
+    return node_id
+
 
 # Image pixel -> client position, from the canvas's client rect and the letterbox rule (4 canvas pixels of padding),
 # independently of the editor's own geometry code.
@@ -128,16 +169,27 @@ def _screenshot(comfy, node_id: int, name: str) -> None:
     comfy.screenshot(Path(folder) / f"{name}_{comfy.frontend}_{mode}.png", clip=box)
 
 
+def _pointer(comfy, node_id: int):
+    """``at(x, y)``: the client position of an image pixel; ``tool(label)``: clicks a toolbar button."""
+
+    def at(x, y):
+        return comfy.evaluate(CLIENT_OF, [node_id, x, y])
+
+    def tool(label):
+        comfy.page.locator(".iconmatting-editor button", has_text=label).first.click()
+
+    return at, tool
+
+
 def _wait_for_image(comfy, node_id: int) -> None:
-    comfy.page.wait_for_function(
-        "(id) => window.app.graph.getNodeById(id)?.iconmattingEditor?.image", arg=node_id, timeout=60_000
-    )
+    """Until the editor shows the image it wants to show (loaded)."""
+    shown = """(id) => { const e = window.app.graph.getNodeById(id)?.iconmattingEditor;
+        return e?.image?.src.endsWith(e.imageURL); }"""
+    comfy.page.wait_for_function(shown, arg=node_id, timeout=60_000)
 
 
 def test_mark_editor(comfy):
-    _scene(comfy.server.base / "input" / IMAGE)
-    node_id = comfy.evaluate(BUILD_GRAPH, {"ckpt": SD_CHECKPOINT, "image": IMAGE})
-    comfy.page.wait_for_timeout(800)
+    node_id = _build(comfy, PROMPT_GRAPH)
     if not _editor_state(comfy, node_id)["connected"]:
         # Frontend 1.27.10's experimental Nodes 2.0 renders no extension DOM widget; the marks widget still works.
         assert (comfy.frontend, comfy.vue_nodes) == ("pinned", True), _editor_state(comfy, node_id)
@@ -158,13 +210,7 @@ def test_mark_editor(comfy):
     assert "/view?" in state["url"] and f"filename={IMAGE}" in state["url"] and "type=input" in state["url"]
 
     page, mouse = comfy.page, comfy.page.mouse
-
-    def at(x, y):
-        return comfy.evaluate(CLIENT_OF, [node_id, x, y])
-
-    def tool(label):
-        page.locator(".iconmatting-editor button", has_text=label).first.click()
-
+    at, tool = _pointer(comfy, node_id)
     mouse.click(*at(150, 200))  # left click: a positive point on the ball
     mouse.click(*at(400.5, 300.25), button="right")  # right click: a negative point on the ground
     tool("Box")  # a box around the purple box
@@ -234,3 +280,34 @@ def test_mark_editor(comfy):
     assert _close(_marks(comfy, node_id), expected)
     reloaded = _editor_state(comfy, node_id)
     assert reloaded["stored"] == state["stored"] and reloaded["url"] == state["url"], reloaded
+
+
+def test_correction_editor(comfy):
+    """Correct Target's editor: the target before a run; after it, the target with its alpha and the RoI tokens."""
+    node_id = _build(comfy, CORRECTION_GRAPH)
+    if not _editor_state(comfy, node_id)["connected"]:
+        assert (comfy.frontend, comfy.vue_nodes) == ("pinned", True)
+        pytest.skip("frontend 1.27.10 with Nodes 2.0 on shows no DOM widgets: the editor needs Nodes 2.0 off there")
+    _wait_for_image(comfy, node_id)
+    before = _editor_state(comfy, node_id)
+    assert before["image"] == [WIDTH, HEIGHT] and f"filename={IMAGE}" in before["url"], before
+    mouse = comfy.page.mouse
+    at, tool = _pointer(comfy, node_id)
+    tool("Box")  # the purple box, which the (empty) previous alpha missed
+    mouse.move(*at(310, 120))
+    mouse.down()
+    mouse.move(*at(450, 260), steps=3)
+    mouse.up()
+    assert _close(
+        _marks(comfy, node_id)["boxes"], [{"x": 310, "y": 120, "width": 140, "height": 140, "positive": True}]
+    )
+
+    result = comfy.queue_and_wait()
+    assert result["status"]["status_str"] == "success", result["status"]
+    roi_shown = "(id) => window.app.graph.getNodeById(id).iconmattingEditor.roi"
+    comfy.page.wait_for_function(roi_shown, arg=node_id, timeout=60_000)
+    after = _editor_state(comfy, node_id)
+    assert after["roi"][0] > 0 and after["roi"][1] == 0 and after["roi_size"] == [WIDTH, HEIGHT], after
+    assert after["stored"]["type"] == "temp" and after["url"] != before["url"], after
+    _wait_for_image(comfy, node_id)
+    _screenshot(comfy, node_id, "correction_editor_roi")

@@ -11,6 +11,7 @@ class VAE:
         self.downscale_ratio = 8
         self.output_device = torch.device("cpu")
         self.process_input = lambda image: image * 2.0 - 1.0
+        self.output_dtype = torch.float32  # 0.3.64 returns float32; newer ComfyUI returns vae_output_dtype()
 
     def vae_encode_crop_pixels(self, pixels):
         dims = pixels.shape[1:-1]
@@ -25,7 +26,7 @@ class VAE:
         pixel_samples = self.vae_encode_crop_pixels(pixel_samples).movedim(-1, 1)
         with torch.no_grad():
             posterior = self.first_stage_model.encode(self.process_input(pixel_samples)).latent_dist
-        return posterior.mode().to(self.output_device).float()
+        return posterior.mode().to(self.output_device, self.output_dtype)
 
 
 class CLIP:
