@@ -147,8 +147,32 @@ WIDGETS = {
     "IconMattingCorrection": ["target_index", "marks"],
 }
 UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
-COLUMN_STEP, ROW_STEP = 380, 380
-"""Grid of the layout, in canvas pixels: the tallest nodes (image and video loaders with their preview) fit a row."""
+NODE_WIDTH, TITLE_HEIGHT, GAP = 430, 30, 50
+"""Layout, in canvas pixels: every node is as wide as the Nodes 2.0 renderer of frontend 1.27 draws any node."""
+BODY_HEIGHTS = {
+    "CheckpointLoaderSimple": 200,
+    "LoadIconMattingModel": 140,
+    "LoadImage": 620,
+    "LoadImageMask": 630,
+    "LoadVideo": 590,
+    "EncodeReferenceContext": 490,
+    "InContextSimilarity": 270,
+    "MattingHead": 150,
+    "VideoInContextMatte": 570,
+    "IconMattingBoxToMask": 250,
+    "IconMattingPointsToMask": 290,
+    "IconMattingApplyAlpha": 130,
+    "GetVideoComponents": 150,
+    "MaskToImage": 100,
+    "CreateVideo": 170,
+    "SaveImage": 530,
+    "PreviewImage": 490,
+    "SaveVideo": 610,
+}
+"""Node type -> height below the title: the most the node takes in either frontend, with Nodes 2.0 on or off, after a
+run (image previews, run reports). Measured in the browser; tests/browser/test_layout.py checks that no nodes
+overlap."""
+DEFAULT_BODY_HEIGHT = 300
 """Node types whose upload button stores a trailing "image" entry in widgets_values."""
 
 
@@ -182,6 +206,19 @@ def _widgets_values(node: Node) -> list:
     return values
 
 
+def _body_height(node: Node) -> int:
+    return BODY_HEIGHTS.get(node.type, DEFAULT_BODY_HEIGHT)
+
+
+def _row_tops(nodes: list[Node]) -> dict[int, int]:
+    """Row -> y of its nodes: each row starts below the tallest node of the row above."""
+    tops, y = {}, 40
+    for row in range(max(node.row for node in nodes) + 1):
+        tops[row] = y
+        y += max((_body_height(n) for n in nodes if n.row == row), default=0) + TITLE_HEIGHT + GAP
+    return tops
+
+
 def ui_format(workflow: Workflow) -> dict:
     """The LiteGraph graph the ComfyUI frontend saves and loads."""
     by_id = {node.id: node for node in workflow.nodes}
@@ -194,12 +231,13 @@ def ui_format(workflow: Workflow) -> dict:
         inputs[(target, name)] = link_id
         outputs.setdefault((source, output), []).append(link_id)
     nodes = []
+    tops = _row_tops(workflow.nodes)
     for order, node in enumerate(sorted(workflow.nodes, key=lambda n: (n.column, n.row))):
         entry = {
             "id": node.id,
             "type": node.type,
-            "pos": [40 + COLUMN_STEP * node.column, 40 + ROW_STEP * node.row],
-            "size": [340, 220],
+            "pos": [40 + (NODE_WIDTH + GAP) * node.column, tops[node.row]],
+            "size": [NODE_WIDTH, _body_height(node)],
             "flags": {},
             "order": order,
             "mode": 0,

@@ -130,6 +130,22 @@ class ComfyPage:
         self.page.wait_for_timeout(500)  # the frontend receives the "executed" messages
         return result
 
+    def show_outputs(self, outputs: dict[str, dict]) -> None:
+        """Hands node outputs to the frontend as the "executed" messages ComfyUI sends during a run.
+
+        ``outputs``: node id -> that node's "ui" output, as a history entry's ``outputs`` holds them
+        (``{"text": [...]}``, ``{"images": [...]}``); images must exist on the server (a real run's files, or
+        ``"type": "input"`` files).
+        """
+        self.evaluate(
+            """(outputs) => { for (const [node, output] of Object.entries(outputs)) {
+                window.app.api.dispatchEvent(new CustomEvent("executed",
+                    {detail: {node, display_node: node, output, prompt_id: "shown"}}));
+            } }""",
+            outputs,
+        )
+        self.page.wait_for_timeout(500)
+
     def fit_view(self) -> None:
         """Fits the whole graph into the canvas (the frontend's "Fit view" command)."""
         self.run_command("Comfy.Canvas.FitView")
