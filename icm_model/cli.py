@@ -86,7 +86,12 @@ def matte_folder(
     progress = TextProgress(len(targets), "matting")
     written = []
     for paths, images in _same_size_batches(targets, images_per_call(matting.max_batch, ensemble)):
-        alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_pass=progress.update)
+        share = len(paths) / matting.matte_steps(len(paths), ensemble)  # of a target, per U-Net block
+
+        def advance(steps: int, share: float = share) -> None:
+            progress.update(steps * share)
+
+        alphas = matting.matte(context, images, ensemble=ensemble, seed=seed, on_step=advance)
         for path, alpha in zip(paths, alphas, strict=True):
             written.append(out / f"{path.stem}.png")
             save_alpha(written[-1], alpha)

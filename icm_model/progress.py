@@ -8,7 +8,8 @@ from typing import TextIO
 
 
 class TextProgress:
-    """``label [#####-----] 5/10 2.1s/it`` rewritten in place; ``update(n)`` advances by n steps."""
+    """``label [#####-----] 5/10 2.1s/it`` rewritten in place; ``update(n)`` advances by n steps (a fraction too: the
+    count shown is the whole steps done)."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.total, self.label, self.width = max(total, 1), label, width
@@ -16,16 +17,20 @@ class TextProgress:
         self.done, self.start = 0, time.perf_counter()
         self._draw()
 
-    def update(self, steps: int = 1) -> None:
+    def update(self, steps: float = 1) -> None:
+        if self.done >= self.total:
+            return
         self.done = min(self.total, self.done + steps)
+        if self.total - self.done < 1e-9:  # fractions that add up to the total
+            self.done = self.total
         self._draw()
         if self.done == self.total:
             self.stream.write("\n")
             self.stream.flush()
 
     def _draw(self) -> None:
-        filled = self.width * self.done // self.total
+        filled = int(self.width * self.done / self.total)
         rate = (time.perf_counter() - self.start) / self.done if self.done else 0.0
         bar = "#" * filled + "-" * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:.2f}s/it")
+        self.stream.write(f"\r{self.label} [{bar}] {int(self.done + 1e-9)}/{self.total} {rate:.2f}s/it")
         self.stream.flush()

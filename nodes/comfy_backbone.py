@@ -9,6 +9,9 @@ The user's MODEL is never touched: every patch lives in the ``model_options`` of
 - target passes: attn1 replace patches compute explicit self-attention on the 24x24 and 48x48 token grids (input
   blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
   and the pass stops after the attention of output block 8.
+
+Both clones also tick the capture's progress after every input block and before every output block, where they honour
+ComfyUI's Cancel (``throw_exception_if_processing_interrupted``): a cancelled pass stops before its next block.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import comfy.model_management
 import torch
 
 from ..icm_model.backbone.capture import HIGH, LOW, StopUNet, UNetCapture
-from ..icm_model.backbone.features import LatentPosterior
+from ..icm_model.backbone.features import LATENT_CHANNELS, LatentPosterior
 from .model_check import check_sd2_v
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
@@ -30,6 +33,8 @@ ATTENTION_BLOCKS = {
 }  # fmt: skip
 # output_block_patch sees ``h`` before output block i concatenates its skip: at i = 3 it is up-block 0's output.
 UP_BLOCK_OF_OUTPUT_PATCH = {3: 0, 6: 1}
+INPUT_BLOCKS = 12
+"""Input blocks of the SD2.x LDM U-Net (conv_in, then 2 per level plus 3 downsamplers): input_block_patch calls."""
 
 
 def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
@@ -38,6 +43,20 @@ def cross_attention_width(diffusion_model: torch.nn.Module) -> int:
         if name.endswith("attn2.to_k"):
             return module.in_features
     raise ValueError("the MODEL has no cross-attention layers: it is not a Stable Diffusion U-Net")
+
+
+def attention_blocks(grids: tuple[str, ...]) -> list[tuple[str, int]]:
+    """The LDM blocks whose self-attention runs on ``grids``, in execution order."""
+    return [key for key, grid in ATTENTION_BLOCKS.items() if grid in grids]
+
+
+def check_latent_channels(channels: int) -> None:
+    """The SD2.1 U-Net takes 4-channel latents; another family's VAE (SD3, Flux: 16) would fail deep inside it."""
+    if channels != LATENT_CHANNELS:
+        raise ValueError(
+            f"the VAE input makes {channels}-channel latents (the VAE of another model family, e.g. SD3 or Flux), but "
+            f"the SD2.1 U-Net takes {LATENT_CHANNELS}: wire the VAE of the SD2.1 checkpoint"
+        )
 
 
 class ComfyBackbone:
@@ -57,6 +76,7 @@ class ComfyBackbone:
                 f"the prompt conditioning is {conditioning.shape[-1]} wide but this U-Net's cross-attention takes "
                 f"{width}: wire the CLIP of the same SD2.1 checkpoint"
             )
+        check_latent_channels(getattr(vae, "latent_channels", LATENT_CHANNELS))
         self._current: UNetCapture | None = None
         self.model = model
         self.vae = vae
@@ -72,16 +92,31 @@ class ComfyBackbone:
         """A clone of the MODEL recording the up-blocks and, on ``grids``, explicit self-attention; the pass stops
         after the last of those attention layers (or after up-block 1 without any)."""
         patcher = self.model.clone()
+        patcher.set_model_input_block_patch(self._input_block_patch())
         patcher.set_model_output_block_patch(self._output_block_patch())
-        blocks = [key for key, grid in ATTENTION_BLOCKS.items() if grid in grids]
+        blocks = attention_blocks(grids)
         for key in blocks:
             patcher.set_model_attn1_replace(self._attention_patch(ATTENTION_BLOCKS[key], key == blocks[-1]), *key, 0)
         return patcher
 
+    def _block_done(self) -> None:
+        """One more U-Net block ran: tick the pass's progress, then honour Cancel before the next block runs."""
+        if self._current is not None:
+            self._current.block_done()
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a bound
+    # method would copy this whole object.
+    def _input_block_patch(self) -> Callable:
+        def patch(h: torch.Tensor, transformer_options: dict) -> torch.Tensor:
+            self._block_done()
+            return h
+
+        return patch
+
     def _output_block_patch(self) -> Callable:
-        # Closures rather than bound methods: ModelPatcher.clone() deep-copies model_options, and a deep copy of a
-        # bound method would copy this whole object.
         def patch(h: torch.Tensor, hsp: torch.Tensor, transformer_options: dict):
+            self._block_done()
             index = UP_BLOCK_OF_OUTPUT_PATCH.get(transformer_options["block"][1])
             if index is not None and self._current is not None:
                 self._current.record_up_block(index, h)
@@ -98,6 +133,11 @@ class ComfyBackbone:
 
         return patch
 
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        blocks = attention_blocks(grids)
+        block, number = blocks[-1] if blocks else ("output", max(UP_BLOCK_OF_OUTPUT_PATCH))  # where the pass stops
+        return number + 1 if block == "input" else INPUT_BLOCKS + number + 1
+
     def alphas_cumprod(self) -> torch.Tensor:
         sigmas = self.model.model.model_sampling.sigmas.double()
         return 1.0 / (sigmas**2 + 1.0)
@@ -105,6 +145,12 @@ class ComfyBackbone:
     def encode(self, images: torch.Tensor) -> LatentPosterior:
         # float32 whatever VAE.encode gives: newer ComfyUI returns vae_output_dtype(), float16 with --fp16-intermediates
         latents = self.vae.encode(images.movedim(1, -1)).float()
+        if latents.ndim != 4:
+            raise ValueError(
+                f"the VAE input gives latents of shape {list(latents.shape)}, not images' [batch, 4, h, w] (a video "
+                "VAE?): wire the VAE of the SD2.1 checkpoint"
+            )
+        check_latent_channels(latents.shape[1])
         return LatentPosterior(self.model.model.latent_format.process_in(latents), None)
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:

@@ -17,6 +17,11 @@ def channels_first(images: torch.Tensor, name: str) -> torch.Tensor:
     """ComfyUI IMAGE ``[B, H, W, C]`` (C = 3, or 4 with an alpha that is dropped) -> ``[B, 3, H, W]`` float32."""
     if images.ndim != 4 or images.shape[-1] not in (3, 4):
         raise ValueError(f"{name} must be an IMAGE [batch, height, width, 3], got {list(images.shape)}")
+    if 0 in images.shape:
+        raise ValueError(
+            f"{name} is an empty IMAGE batch (shape {list(images.shape)}): connect at least one image (check the "
+            "node that feeds it, e.g. a folder loader that found no files or a video of 0 frames)"
+        )
     return images[..., :3].movedim(-1, 1).float()
 
 
@@ -35,6 +40,8 @@ def as_mask_batch(mask: torch.Tensor, name: str) -> torch.Tensor:
         mask = mask.unsqueeze(0)
     if mask.ndim != 3:
         raise ValueError(f"{name} must be a MASK [batch, height, width], got {list(mask.shape)}")
+    if 0 in mask.shape:
+        raise ValueError(f"{name} is empty (shape {list(mask.shape)}): connect a MASK of at least one 1x1 image")
     if tuple(mask.shape[-2:]) == LOADIMAGE_EMPTY_MASK and not mask.any():
         raise ValueError(
             f"{name} is LoadImage's empty 64x64 MASK: the image has no painted mask. Right-click the Load Image node, "
@@ -56,14 +63,20 @@ def prompt_embedding(clip=None, conditioning=None) -> torch.Tensor:
     return embedding[:1]
 
 
-class PassProgress:
-    """A ComfyUI ProgressBar advanced after every U-Net pass; raises if the user cancelled the queue."""
+class NodeProgress:
+    """The ComfyUI progress bar of one node run, planned in advance: ``total`` is the sum of the steps every part of
+    the run will report (:func:`icm_model.pipeline.reference_steps`, :func:`~icm_model.pipeline.target_steps`,
+    :data:`~icm_model.pipeline.HEAD_STEPS` per matting-head call), so the bar is full only when the work is done.
+
+    Pass it as ``on_step``: the backbone ticks it after every VAE encode and U-Net block. Every call honours Cancel
+    (raises ``InterruptProcessingException``), inside a U-Net pass too.
+    """
 
     def __init__(self, total: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         self.bar = comfy.utils.ProgressBar(total)
 
-    def __call__(self, steps: int) -> None:
+    def __call__(self, steps: int = 1) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
         self.bar.update(steps)
 

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 
 import comfy.model_management
 import torch
 
 from ..icm_model.backbone.features import images_per_call
-from ..icm_model.pipeline import DEFAULT_MAX_BATCH, TargetGuidance, predict_alpha, target_guidance
+from ..icm_model.pipeline import (
+    DEFAULT_MAX_BATCH,
+    HEAD_STEPS,
+    TargetGuidance,
+    batch_slices,
+    predict_alpha,
+    target_guidance,
+    target_steps,
+)
 from ..icm_model.visualize import overlay, similarity_maps
-from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, channels_first, channels_last, cutouts
+from .comfy_backbone import ComfyBackbone
+from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, channels_first, channels_last, cutouts
 from .model_nodes import MODEL_TYPE, IconMattingModel
 from .reference_nodes import ENSEMBLE_INPUT, REFERENCE_TYPE, SEED_INPUT, Reference
 
@@ -27,15 +38,26 @@ class BatchGuidance:
     def __len__(self) -> int:
         return sum(len(chunk) for chunk in self.chunks)
 
+    def with_slices(self) -> list[tuple[TargetGuidance, slice]]:
+        """Each chunk with the slice of the target batch it covers."""
+        ends = accumulate(len(chunk) for chunk in self.chunks)
+        return [(chunk, slice(end - len(chunk), end)) for chunk, end in zip(self.chunks, ends, strict=True)]
+
 
 def guidance_for_chunk(
-    reference: Reference, images: torch.Tensor, ensemble_size: int, seed: int, progress: PassProgress
+    reference: Reference, images: torch.Tensor, ensemble_size: int, seed: int, progress: Callable[[int], None]
 ) -> TargetGuidance:
-    """U-Net features and in-context similarity of targets ``[b, 3, H, W]``."""
+    """U-Net features and in-context similarity of targets ``[b, 3, H, W]``; ``progress`` is ticked
+    :func:`~icm_model.pipeline.target_steps` times."""
     decoder = reference.iconmatting_model.load()
     return target_guidance(
-        reference.backbone, decoder, reference.context, images, ensemble=ensemble_size, seed=seed, on_pass=progress
+        reference.backbone, decoder, reference.context, images, ensemble=ensemble_size, seed=seed, on_step=progress
     )
+
+
+def guidance_steps(backbone: ComfyBackbone, chunks: list[slice], ensemble_size: int) -> int:
+    """The progress steps :func:`guidance_for_chunk` reports for these chunks of targets."""
+    return sum(target_steps(backbone, c.stop - c.start, ensemble_size) for c in chunks)
 
 
 class InContextSimilarity:
@@ -70,12 +92,12 @@ class InContextSimilarity:
 
     def compute(self, reference: Reference, target_image, ensemble_size, seed):
         images = channels_first(target_image, "target_image")
-        progress = PassProgress(images.shape[0])
+        chunk_slices = batch_slices(images.shape[0], images_per_call(DEFAULT_MAX_BATCH, ensemble_size))
+        progress = NodeProgress(guidance_steps(reference.backbone, chunk_slices, ensemble_size))
         offload = comfy.model_management.intermediate_device()
         chunks, inter_pictures, intra_pictures = [], [], []
-        step = images_per_call(DEFAULT_MAX_BATCH, ensemble_size)
-        for start in range(0, images.shape[0], step):
-            chunk = images[start : start + step]
+        for chunk_slice in chunk_slices:
+            chunk = images[chunk_slice]
             guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
             inter, intra = (m.to(offload) for m in similarity_maps(guidance.guidance))
             inter_pictures.append(overlay(chunk, inter, guidance.letterbox))
@@ -136,12 +158,13 @@ class MattingHead:
                 f"target_image has {images.shape[0]} images but the guidance is for {len(guidance)}: "
                 "wire the images In-Context Similarity received"
             )
-        progress = PassProgress(len(guidance))
-        alphas, start = [], 0
-        for chunk in guidance.chunks:
-            alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[start : start + len(chunk)]))
-            start += len(chunk)
-            progress(len(chunk))
+        for chunk, part in guidance.with_slices():
+            chunk.check_images(images[part], "target_image", part.start)
+        progress = NodeProgress(len(guidance.chunks) * HEAD_STEPS)
+        alphas = []
+        for chunk, part in guidance.with_slices():
+            alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[part]))
+            progress(HEAD_STEPS)
         alpha = torch.cat(alphas)
         return (alpha, *cutouts(target_image.to(alpha.device), alpha))
 

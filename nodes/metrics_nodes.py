@@ -29,8 +29,6 @@ def trimap_to_255(trimap: torch.Tensor) -> torch.Tensor:
 def _masks(mask: torch.Tensor, name: str) -> torch.Tensor:
     """``mask`` as ``[B, H, W]`` float on the CPU, values checked to lie in 0..1 (within float slop)."""
     mask = as_mask_batch(mask, name).detach().cpu()
-    if 0 in mask.shape:
-        raise ValueError(f"{name} is empty (shape {list(mask.shape)}): connect a MASK of at least one 1x1 image")
     try:
         alpha_to_255(mask)
     except ValueError as error:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..icm_model.pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, ReferenceContext, encode_reference
+from ..icm_model.pipeline import (
+    DEFAULT_ENSEMBLE,
+    DEFAULT_TIMESTEP,
+    ReferenceContext,
+    encode_reference,
+    reference_steps,
+)
 from ..icm_model.prompts.marks import box_mask, parse_points, points_mask
 from .comfy_backbone import ComfyBackbone
-from .common import CATEGORY, PassProgress, as_mask_batch, channels_first, prompt_embedding
+from .common import CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
 from .model_nodes import MODEL_TYPE, IconMattingModel
 from .reference_prompt import PROMPT_TYPE, MarkedReference, encode_prompted_reference
 
@@ -144,14 +150,16 @@ class EncodeReferenceContext:
 
 
 def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
-                             ensemble_size, seed, clip=None, empty_conditioning=None, on_pass=None):  # fmt: skip
-    """What Encode Reference Context outputs; ``on_pass`` (default: a progress bar over the references) is called
-    after every U-Net pass with the number of references it covered. Returns a :class:`Reference`."""
+                             ensemble_size, seed, clip=None, empty_conditioning=None, on_step=None):  # fmt: skip
+    """What Encode Reference Context outputs; ``on_step`` (default: a progress bar planned over the reference passes,
+    :func:`~icm_model.pipeline.reference_steps`) is ticked after every VAE encode and U-Net block and may raise to
+    cancel. Returns a :class:`Reference`."""
     backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
     images = channels_first(reference_image, "reference_image")
     context = encode_reference(
         backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
-        timestep=timestep, ensemble=ensemble_size, seed=seed, on_pass=on_pass or PassProgress(images.shape[0]),
+        timestep=timestep, ensemble=ensemble_size, seed=seed,
+        on_step=on_step or NodeProgress(reference_steps(backbone, images.shape[0], ensemble_size)),
         rule=PROMPT_TYPES[prompt_type],
     )  # fmt: skip
     return Reference(context, backbone, iconmatting_model, ensemble_size, seed)
@@ -185,7 +193,21 @@ class IconMattingCombineReferences:
         }
 
     def combine(self, reference_a: Reference, reference_b: Reference):
-        combined = replace(reference_a, context=reference_a.context.union(reference_b.context))
+        if not reference_b.backbone.model.is_clone(reference_a.backbone.model):
+            raise ValueError(
+                "reference_b was encoded with another SD model than reference_a: their features cannot be compared. "
+                "Encode both with the same MODEL (the SD2.1 checkpoint)"
+            )
+        if reference_b.iconmatting_model.decoder.config != reference_a.iconmatting_model.decoder.config:
+            raise ValueError(
+                "reference_b was encoded for another IconMatting model than reference_a: wire the same "
+                "iconmatting_model into both Encode Reference Context nodes"
+            )
+        try:
+            context = reference_a.context.union(reference_b.context)
+        except ValueError as error:
+            raise ValueError(f"reference_b does not fit reference_a: {error}") from error
+        combined = replace(reference_a, context=context)
         return {"ui": {"text": [combined.summary()]}, "result": (combined,)}
 
 
@@ -228,9 +250,23 @@ class IconMattingPointsToMask:
         positive = parse_points(positive_points, "positive_points")
         if not positive:
             raise ValueError("positive_points has no points: click at least one point on the object")
-        height, width = reference_image.shape[1:3]
+        images = channels_first(reference_image, "reference_image")
+        height, width = images.shape[-2:]
+        size = f"the {width}x{height} reference_image (width x height)"
+        if max(width, height) > 2 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in positive):
+            raise ValueError(
+                f"positive_points are all within 0..1: they look like normalized coordinates, but they must be pixels "
+                f"of {size}"
+            )
+        if not points_mask(height, width, positive, [], radius).any():
+            raise ValueError(
+                f"positive_points all lie outside {size}: place the points on the image they are drawn on (pixel "
+                "coordinates, x to the right, y down, from the top-left corner)"
+            )
         mask = points_mask(height, width, positive, parse_points(negative_points, "negative_points"), radius)
-        return (mask.expand(reference_image.shape[0], -1, -1).clone(),)
+        if not mask.any():
+            raise ValueError("negative_points cut away every pixel the positive_points mark: move or remove some")
+        return (mask.expand(images.shape[0], -1, -1).clone(),)
 
 
 class IconMattingBoxToMask:
@@ -260,5 +296,13 @@ class IconMattingBoxToMask:
         }
 
     def draw(self, reference_image, x, y, width, height):
-        mask = box_mask(reference_image.shape[1], reference_image.shape[2], x, y, width, height)
-        return (mask.expand(reference_image.shape[0], -1, -1).clone(),)
+        images = channels_first(reference_image, "reference_image")
+        image_height, image_width = images.shape[-2:]
+        mask = box_mask(image_height, image_width, x, y, width, height)
+        if not mask.any():
+            raise ValueError(
+                f"the box (x {x}, y {y}, width {width}, height {height}) covers no pixel of the {image_width}x"
+                f"{image_height} reference_image: give x below {image_width}, y below {image_height} and a width and "
+                "height of at least 1"
+            )
+        return (mask.expand(images.shape[0], -1, -1).clone(),)

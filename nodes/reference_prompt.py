@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from ..icm_model.geometry import Letterbox
-from ..icm_model.pipeline import CORRESPONDENCE_STRIDE, ReferenceContext, encode_prompts
+from ..icm_model.pipeline import CORRESPONDENCE_STRIDE, ReferenceContext, encode_prompts, prompt_steps
 from ..icm_model.prompts.prompt import ReferencePrompt
 from ..icm_model.prompts.tokens import TokenSelection, selection_cells
-from .common import PassProgress
+from .common import NodeProgress
 
 PROMPT_TYPE = "ICON_MATTING_PROMPT"
 
@@ -43,9 +43,13 @@ def encode_marked(
 ) -> tuple[ReferenceContext, dict]:  # fmt: skip
     """Encodes ``images`` ``[R, 3, H, W]`` under their prompts with a progress bar; returns the context and the
     ``iconmatting_roi`` ui data."""
+    progress = NodeProgress(
+        prompt_steps(backbone, images, prompts, working_size, extension_top_m=extension_top_m, ensemble=ensemble,
+                     name=name)
+    )  # fmt: skip
     context, selections = encode_prompts(
         backbone, images, prompts, working_size, extension_top_m=extension_top_m, timestep=timestep,
-        ensemble=ensemble, seed=seed, on_pass=PassProgress(images.shape[0]), name=name,
+        ensemble=ensemble, seed=seed, on_step=progress, name=name,
     )  # fmt: skip
     return context, {"iconmatting_roi": roi_overlay(selections, images.shape[-2], images.shape[-1], working_size)}
 

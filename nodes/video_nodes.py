@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
+from ..icm_model.pipeline import target_steps
 from ..icm_model.video.stream import stream_mattes
 from ..icm_model.video.temporal import DEFAULT_STRENGTH, MAX_STRENGTH, TemporalStabiliser
-from .common import ALPHA_CONVENTION, CATEGORY, PassProgress, as_mask_batch, channels_first
+from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
 from .reference_nodes import (
     ENSEMBLE_INPUT,
@@ -26,7 +27,8 @@ from .reference_nodes import (
 from .video_batch_nodes import VIDEO_BATCH_TYPE, VideoBatch, fingerprint
 
 UNET_SHARE_OF_FRAME = 0.9
-"""Share of a frame's progress step given when the U-Net pass covering it ends; the rest when its matte is written."""
+"""Share of a frame's progress step given over the U-Net work covering it (block by block); the rest when its matte is
+written."""
 _CLIPS_KEPT = 4
 
 
@@ -38,6 +40,11 @@ def reference_frame_and_mask(frames, reference_mask, reference_frame: int, refer
     masks = as_mask_batch(reference_mask, "reference_mask")
     if reference_image is not None:
         return reference_image, masks
+    if masks.shape[-2:] != frames.shape[1:3]:
+        raise ValueError(
+            f"reference_mask is {masks.shape[-1]}x{masks.shape[-2]} but frames are {frames.shape[2]}x{frames.shape[1]} "
+            "(width x height): paint the mask on a frame of this video (or resize it to the frames)"
+        )
     local = reference_frame - first_frame
     if not 0 <= local < frames.shape[0]:
         raise ValueError(
@@ -54,29 +61,36 @@ def reference_frame_and_mask(frames, reference_mask, reference_frame: int, refer
     return frames[local : local + 1], masks
 
 
-class FrameProgress(PassProgress):
+class FrameProgress(NodeProgress):
     """A progress bar over frames that is full only once the last frame's matte is written.
 
-    Used as ``on_pass`` of the frames' U-Net passes: a pass over n frames advances ``n * UNET_SHARE_OF_FRAME``;
+    :meth:`chunk` gives the ``on_step`` of a chunk's U-Net work: its steps (every VAE encode and U-Net block, planned by
+    :func:`~icm_model.pipeline.target_steps`) advance the bar by ``UNET_SHARE_OF_FRAME`` of the chunk's frames in all;
     :meth:`frames_done` completes their step. :meth:`reference_pass` only checks for a cancel.
     """
 
     def __init__(self, frames: int) -> None:
         super().__init__(frames)
-        self.passed = self.done = 0
+        self.done = 0
 
-    def __call__(self, frames: int) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        self.passed += frames
-        self.bar.update_absolute(self.done + UNET_SHARE_OF_FRAME * (self.passed - self.done))
+    def chunk(self, frames: int, steps: int):
+        """The ``on_step`` of the U-Net work on the next ``frames`` frames, which reports ``steps`` steps."""
+        share = UNET_SHARE_OF_FRAME * frames / steps
+        position = [float(self.done)]
+
+        def on_step(count: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            position[0] += share * count
+            self.bar.update_absolute(min(position[0], self.done + UNET_SHARE_OF_FRAME * frames))
+
+        return on_step
 
     @staticmethod
-    def reference_pass(_images: int) -> None:
+    def reference_pass(_steps: int) -> None:
         comfy.model_management.throw_exception_if_processing_interrupted()
 
     def frames_done(self, frames: int) -> None:
         self.done += frames
-        self.passed = max(self.passed, self.done)
         self.bar.update_absolute(self.done)
 
 
@@ -209,11 +223,12 @@ class VideoInContextMatte:
                 image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image, start)
                 reference = encode_reference_context(
                     iconmatting_model, model, vae, image, mask, prompt_type, timestep, ensemble_size, seed, clip,
-                    empty_conditioning, on_pass=progress.reference_pass,
+                    empty_conditioning, on_step=progress.reference_pass,
                 )  # fmt: skip
 
         def matte_chunk(chunk: torch.Tensor) -> torch.Tensor:
-            guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress)
+            steps = target_steps(reference.backbone, chunk.shape[0], ensemble_size)
+            guidance = guidance_for_chunk(reference, chunk, ensemble_size, seed, progress.chunk(chunk.shape[0], steps))
             return alpha_for_chunk(iconmatting_model, guidance, chunk)
 
         alpha = stream_mattes(

@@ -205,6 +205,10 @@ class ComfyServer:
         """Queues ``prompt`` and waits for it: the history entry (``status``, ``outputs``)."""
         return self.wait(self.queue(prompt), timeout)
 
+    def clear_cache(self) -> None:
+        """Forgets cached node outputs (and unloads models), so that the next prompt really executes every node."""
+        self.post("/free", {"free_memory": True})
+
     def output_file(self, item: dict) -> Path:
         """The file of one ``outputs`` entry (``{"filename", "subfolder", "type"}``)."""
         folder = "output" if item["type"] == "output" else item["type"]

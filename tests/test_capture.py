@@ -131,3 +131,11 @@ def test_capture_leaves_the_unet_as_it_was(tiny_backbone, latents):
     tiny_backbone.run(latents, TIMESTEP, UNetCapture(with_attention=True))
     assert {name: type(p) for name, p in tiny_backbone.unet.attn_processors.items()} == before
     assert not any(m._forward_hooks for m in tiny_backbone.unet.modules())
+
+
+@pytest.mark.parametrize(("with_attention", "reference_attention"), [(False, False), (False, True), (True, False)])
+def test_blocks_per_pass_is_what_a_pass_ticks(tiny_backbone, latents, with_attention, reference_attention):
+    ticks = []
+    capture = UNetCapture(with_attention, reference_attention=reference_attention, on_block=lambda: ticks.append(1))
+    tiny_backbone.run(latents, TIMESTEP, capture)
+    assert len(ticks) == tiny_backbone.blocks_per_pass(capture.attention_grids) >= 10

@@ -166,3 +166,35 @@ def test_safetensors_without_metadata_is_checked_against_the_released_architectu
     with pytest.raises(ValueError, match="wrong shapes"):
         load_decoder(path)
     assert load_decoder(path, TINY_DECODER).config == TINY_DECODER
+
+
+UNSAFE_ADVICE = ("weights_only", "add_safe_globals", "safe_globals", "allowlist")
+
+
+@pytest.mark.parametrize("payload", ["code", "corrupt"])
+def test_errors_never_advise_loading_unsafely(tmp_path, payload):
+    marker, path = tmp_path / "marker.txt", tmp_path / "file.ckpt"
+    if payload == "code":
+        torch.save({"state_dict": {}, "payload": _RunsCode(marker)}, path)
+    else:
+        torch.save({"state_dict": {}}, path)
+        path.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ValueError, match=r"^file\.ckpt ") as info:
+        load_decoder(path)
+    message = str(info.value)
+    assert not [word for word in UNSAFE_ADVICE if word in message], message
+    assert not marker.exists()
+    if payload == "code":
+        assert "NOT loaded" in message and "Unsupported global" in message  # torch's reason, without its advice
+
+
+def test_no_file_suggests_unsafe_loading():
+    root = Path(__file__).resolve().parents[1]
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True
+    )
+    if listing.returncode != 0:
+        pytest.skip("not a git checkout")
+    unsafe = "weights_only" + "=False"  # split, so that this file does not hold it either
+    files = [root / name for name in listing.stdout.splitlines() if (root / name).is_file()]
+    assert files and not [str(path) for path in files if unsafe in path.read_text(errors="ignore")]

@@ -377,49 +377,72 @@ def test_user_model_unchanged_after_runs_and_interruption(
     nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)
     assert torch.equal(_unet_output(model), before) and repr(model.model_options) == options
 
-    updates = []
+    updates, blocks = [], []
 
-    def cancel_after_first_pass(value, total, preview, node_id=None):
+    def cancel_inside_the_pass(value, total, preview, node_id=None):
         updates.append((value, total))
-        comfy.model_management.interrupt_current_processing()
+        if value == 6:  # the VAE encode and input blocks 0-4 done: cancel before input block 5
+            comfy.model_management.interrupt_current_processing()
 
-    comfy.utils.set_progress_bar_global_hook(cancel_after_first_pass)
+    unet = model.model.diffusion_model.unet
+    hooks = [m.register_forward_pre_hook(lambda _m, _a, n=n: blocks.append(n)) for n, m in unet.named_modules()]
+    comfy.utils.set_progress_bar_global_hook(cancel_inside_the_pass)
     try:
         with pytest.raises(comfy.model_management.InterruptProcessingException):
             nodes["InContextSimilarity"]().compute(reference, targets, 4, 0)
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
-    assert updates == [(2, 3)]  # cancelled between U-Net passes, after the first chunk of 2 targets
-    assert reference.backbone._current is None
+        for hook in hooks:
+            hook.remove()
+    assert updates == [(value, 46) for value in range(1, 7)]  # 2 chunks of 1 + 21 blocks + 1 (similarity)
+    assert "down_blocks.1.resnets.0" in blocks and "down_blocks.1.resnets.1" not in blocks  # input blocks 4 and 5
+    assert reference.backbone._current is None and not comfy.model_management.processing_interrupted()
     assert torch.equal(_unet_output(model), before) and repr(model.model_options) == options
 
 
-def test_progress_reports_every_pass(nodes, icm, comfy_sd2, reference_inputs, targets):
+def _progress_of(run) -> tuple[list[tuple[int, int]], list[bool]]:
+    """The progress updates ``(value, total)`` of ``run()``, and whether each came from inside a U-Net pass."""
     import comfy.utils
 
-    updates = []
-    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: updates.append((value, total)))
+    updates, inside = [], []
+    unet_pass = pack_module("nodes.comfy_backbone").ComfyBackbone.run.__code__
+
+    def hook(value, total, preview, node_id=None):
+        updates.append((value, total))
+        frame = inspect.currentframe()
+        while frame is not None and frame.f_code is not unet_pass:
+            frame = frame.f_back
+        inside.append(frame is not None)
+
+    comfy.utils.set_progress_bar_global_hook(hook)
     try:
-        reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
-        nodes["InContextSimilarity"]().compute(reference, targets, 2, 0)
+        run()
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
-    assert updates == [(1, 1), (3, 3)]  # reference pass; then 3 targets in one call of 3 x 2 latents
+    return updates, inside
 
 
-# --- wrong models ----------------------------------------------------------------------------------------------------
+def _planned(updates: list[tuple[int, int]]) -> None:
+    """One bar that moves one step at a time and is full only at its last update."""
+    total = updates[0][1]
+    assert updates == [(value, total) for value in range(1, total + 1)]
 
 
-@pytest.mark.parametrize(
-    ("family", "model_type", "message"),
-    [
-        ("SD15", "EPS", r"SD15 \(EPS\), not Stable Diffusion 2.x"),
-        ("SDXL", "EPS", r"SDXL \(EPS\), not Stable Diffusion 2.x"),
-        ("SD21UnclipH", "V_PREDICTION", "not Stable Diffusion 2.x"),
-        ("SD20", "EPS", "SD2-base"),
-        ("Flux", "FLUX", r"Flux \(FLUX\)"),
-    ],
-)
+def test_progress_moves_within_passes_and_is_full_only_at_the_end(nodes, icm, comfy_sd2, reference_inputs, targets):
+    encoded = []
+    updates, inside = _progress_of(lambda: encoded.append(_encode(nodes, icm, comfy_sd2, *reference_inputs)[0]))
+    _planned(updates)
+    assert len(updates) == 1 + 19 and sum(inside) == 19  # the VAE encode, then 12 input + 7 output blocks
+    result = []
+    updates, inside = _progress_of(
+        lambda: result.append(nodes["InContextSimilarity"]().compute(encoded[0], targets[:1], 2, 0)[0])
+    )
+    _planned(updates)  # one target: the bar moves 23 times, 21 of them inside the U-Net pass
+    assert len(updates) == 1 + 21 + 1 and sum(inside) == 21 and not inside[-1]
+    updates, _ = _progress_of(lambda: nodes["MattingHead"]().matte(icm, result[0], targets[:1]))
+    assert updates == [(1, 1)]
+
+
 def test_wrong_model_family(pack, nodes, icm, comfy_sd2, reference_inputs, family, model_type, message):
     from comfy_env import comfy_model
 
@@ -434,3 +457,125 @@ def test_not_a_model_at_all(nodes, icm, comfy_sd2, reference_inputs):
     _, vae, clip = comfy_sd2
     with pytest.raises(ValueError, match="not a diffusion model"):
         nodes["EncodeReferenceContext"]().encode(icm, vae, vae, *reference_inputs, "mask", 200, 4, 0, clip=clip)
+
+
+# --- bad input ------------------------------------------------------------------------------------------------------
+
+
+def test_empty_batches(nodes, icm, comfy_sd2, reference_inputs, targets):
+    model, vae, clip = comfy_sd2
+    reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs)
+    with pytest.raises(ValueError, match=r"target_image is an empty IMAGE batch \(shape \[0, 70, 90, 3\]\)"):
+        nodes["InContextSimilarity"]().compute(reference, targets[:0], 4, 0)
+    with pytest.raises(ValueError, match="reference_image is an empty IMAGE batch"):
+        _encode(nodes, icm, comfy_sd2, reference_inputs[0][:0], reference_inputs[1])
+    with pytest.raises(ValueError, match="reference_mask is empty"):
+        _encode(nodes, icm, comfy_sd2, reference_inputs[0], reference_inputs[1][:0])
+    with pytest.raises(ValueError, match="frames is an empty IMAGE batch"):
+        nodes["VideoInContextMatte"]().matte(
+            icm, model, vae, targets[:0], reference_inputs[1], 0, "mask", 2, 200, 1, 0, clip=clip,
+            reference_image=reference_inputs[0],
+        )  # fmt: skip
+
+
+def test_vae_of_another_family(nodes, icm, comfy_sd2, reference_inputs):
+    from comfy.sd import VAE
+    from diffusers import AutoencoderKL
+
+    from icm_model.random_models import VAE_CONFIGS
+
+    model, _, clip = comfy_sd2
+    flux_like = VAE(AutoencoderKL(**{**VAE_CONFIGS["tiny"], "latent_channels": 16}))
+    with pytest.raises(
+        ValueError, match="the VAE input makes 16-channel latents.*wire the VAE of the SD2.1 checkpoint"
+    ):
+        nodes["EncodeReferenceContext"]().encode(icm, model, flux_like, *reference_inputs, "mask", 200, 1, 0, clip=clip)
+    del flux_like.latent_channels  # a VAE object that does not say: the latents themselves are checked
+    with pytest.raises(ValueError, match="the VAE input makes 16-channel latents"):
+        nodes["EncodeReferenceContext"]().encode(icm, model, flux_like, *reference_inputs, "mask", 200, 1, 0, clip=clip)
+
+
+def test_head_refuses_other_images_of_the_same_size(nodes, icm, comfy_sd2, reference_inputs, targets):
+    reference, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs, ensemble=1)
+    guidance = nodes["InContextSimilarity"]().compute(reference, targets, 1, 0)[0]
+    others = targets.clone()
+    others[2] = targets[2].flip(0)
+    with pytest.raises(ValueError, match="target_image #2 is not the image the guidance was computed from"):
+        nodes["MattingHead"]().matte(icm, guidance, others)
+    rgba = torch.cat([targets, torch.ones_like(targets[..., :1])], dim=-1)  # RGBA IMAGE: alpha channel ignored
+    alpha, foreground, _ = nodes["MattingHead"]().matte(icm, guidance, rgba)
+    assert torch.equal(alpha, nodes["MattingHead"]().matte(icm, guidance, targets)[0]) and foreground.shape[-1] == 3
+
+
+def test_prompts_outside_the_image(nodes, reference_inputs):
+    image, _ = reference_inputs
+    points, box = nodes["IconMattingPointsToMask"](), nodes["IconMattingBoxToMask"]()
+    with pytest.raises(ValueError, match=r"positive_points all lie outside the 160x96 reference_image"):
+        points.draw(image, '[{"x": 300, "y": 40}, {"x": 20, "y": 200}]', 12)
+    with pytest.raises(ValueError, match="positive_points are all within 0..1: they look like normalized"):
+        points.draw(image, '[{"x": 0.5, "y": 0.25}]', 12)
+    with pytest.raises(ValueError, match="negative_points cut away every pixel"):
+        points.draw(image, '[{"x": 50, "y": 40}]', 5, '[{"x": 50, "y": 40}]')
+    with pytest.raises(ValueError, match=r"the box \(x 200, y 10, width 50, height 50\) covers no pixel of the 160x96"):
+        box.draw(image, 200, 10, 50, 50)
+    with pytest.raises(ValueError, match="width and height of at least 1"):
+        box.draw(image, 10, 10, 0, 50)
+    assert points.draw(image, '[{"x": 165, "y": 40}]', 12)[0].any()  # a disc reaching into the image is fine
+
+
+def test_thin_mask_names_the_prompt_types(nodes, icm, comfy_sd2, reference_inputs):
+    image, _ = reference_inputs
+    thin = torch.zeros(1, 96, 160)
+    thin[:, 40:44, 20:140] = 1
+    with pytest.raises(ValueError, match="use prompt_type points or scribble"):
+        _encode(nodes, icm, comfy_sd2, image, thin, "mask", ensemble=1)
+    assert _encode(nodes, icm, comfy_sd2, image, thin, "scribble", ensemble=1)[0].context.query.shape[0] > 0
+
+
+def test_combined_references_of_other_models(nodes, icm, comfy_sd2, reference_inputs):
+    from comfy_env import comfy_model
+
+    model, vae, clip = comfy_sd2
+    first, _ = _encode(nodes, icm, comfy_sd2, *reference_inputs, ensemble=1)
+    other_sd = (comfy_model(random_unet_vae("tiny", seed=1)[0]), vae, clip)
+    second, _ = _encode(nodes, icm, other_sd, *reference_inputs, ensemble=1)
+    with pytest.raises(ValueError, match="reference_b was encoded with another SD model than reference_a"):
+        nodes["IconMattingCombineReferences"]().combine(first, second)
+    later = nodes["EncodeReferenceContext"]().encode(icm, model, vae, *reference_inputs, "mask", 100, 1, 0, clip=clip)
+    with pytest.raises(ValueError, match="reference_b does not fit reference_a: cannot combine .* timestep 100"):
+        nodes["IconMattingCombineReferences"]().combine(first, later["result"][0])
+
+
+def test_video_mask_of_another_size(nodes, icm, comfy_sd2):
+    model, vae, clip = comfy_sd2
+    frames = torch.rand(2, 64, 80, 3)
+    with pytest.raises(ValueError, match=r"reference_mask is 80x60 but frames are 80x64"):
+        nodes["VideoInContextMatte"]().matte(icm, model, vae, frames, torch.ones(1, 60, 80), 0, "mask", 2, 200, 1, 0,
+                                             clip=clip)  # fmt: skip
+
+
+def test_loader_errors_never_advise_unsafe_loading(pack, nodes, tmp_path):
+    import folder_paths
+
+    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"state_dict": {}, "x": Payload()}, f"{folder}/unsafe.ckpt")
+    with pytest.raises(ValueError, match="NOT loaded") as info:
+        nodes["LoadIconMattingModel"]().load("unsafe.ckpt")
+    assert not [word for word in ("weights_only", "safe_globals", "allowlist") if word in str(info.value)]
+
+
+@pytest.mark.parametrize(("with_attention", "reference_attention"), [(False, False), (False, True), (True, False)])
+def test_comfy_blocks_per_pass_is_what_a_pass_ticks(pack, comfy_sd2, with_attention, reference_attention):
+    model, vae, clip = comfy_sd2
+    backbone = pack_module("nodes.comfy_backbone").ComfyBackbone(model, vae, clip.embedding)
+    ticks = []
+    capture = pack_module("icm_model.backbone.capture").UNetCapture(
+        with_attention, reference_attention=reference_attention, on_block=lambda: ticks.append(1)
+    )
+    backbone.run(torch.randn(1, 4, 16, 16), 200, capture)
+    assert len(ticks) == backbone.blocks_per_pass(capture.attention_grids) == (21 if capture.attention_grids else 19)

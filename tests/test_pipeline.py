@@ -151,8 +151,9 @@ def test_wrong_layout_and_range(matting, reference_pair):
 def test_reference_too_thin_for_any_token(matting):
     image, mask = _images(1, 4000, 100), torch.zeros(1, 4000, 100)
     mask[:, 1000:3000, 20:80] = 1
-    with pytest.raises(ValueError, match="reference_mask #0 covers no whole 500x500-pixel cell"):
+    with pytest.raises(ValueError, match="reference_mask #0 covers no whole 500x500-pixel cell") as info:
         matting.encode_reference(image, mask)
+    assert "use prompt_type points or scribble" in str(info.value) and "touched" not in str(info.value)
 
 
 def test_one_pixel_and_extreme_aspect_targets(matting, reference_pair):
@@ -173,3 +174,15 @@ def test_head_refuses_other_images(matting, reference_pair):
     guidance = target_guidance(matting.backbone, matting.decoder, context, _images(2, 40, 50))
     with pytest.raises(ValueError, match="not the batch the guidance was computed from"):
         predict_alpha(matting.decoder, guidance, _images(2, 50, 40))
+
+
+def test_head_refuses_other_images_of_the_same_size(matting, reference_pair):
+    context = matting.encode_reference(*reference_pair)
+    images = _images(2, 40, 50)
+    guidance = target_guidance(matting.backbone, matting.decoder, context, images)
+    other = images.clone()
+    other[1] = other[1].flip(-1)
+    with pytest.raises(ValueError, match=r"target_image #1 is not the image the guidance was computed from"):
+        predict_alpha(matting.decoder, guidance, other)
+    nearly = (images + 0.004 * torch.randn(images.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert predict_alpha(matting.decoder, guidance, nearly)[0].shape == (2, 1, 40, 50)  # e.g. 8-bit re-encoding

@@ -92,3 +92,98 @@ def test_correction_joins_the_context(nodes, icm, comfy_sd2, image):
     assert out["ui"]["iconmatting_roi"][0]["width"] == 90 and out["ui"]["iconmatting_image"][0]["type"] == "temp"
     with pytest.raises(ValueError, match="previous_alpha is 90x60 but target 1 is 90x70"):
         nodes["IconMattingCorrection"]().correct(reference, targets, alpha[:, :60], 1, marks)
+
+
+def test_prompt_node_bad_input(nodes, image):
+    mark = nodes["IconMattingReferencePrompt"]().mark
+    with pytest.raises(ValueError, match="marks is not valid JSON"):
+        mark(image, '{"points": [', 8)
+    with pytest.raises(ValueError, match=r"marks: point #0 at \(200, 5\) lies outside the 160x96 image"):
+        mark(image, _marks(points=[{"x": 200, "y": 5}]), 8)
+    with pytest.raises(ValueError, match=r"marks: box #0 has zero size \(30x0\)"):
+        mark(image, _marks(boxes=[{"x": 10, "y": 10, "width": 30, "height": 0}]), 8)
+    with pytest.raises(ValueError, match="drawn on a 100x100 image but the image is 160x96"):
+        mark(image, _marks(image={"width": 100, "height": 100}, points=[{"x": 1, "y": 1}]), 8)
+    with pytest.raises(ValueError, match="positive_points is not valid JSON"):
+        mark(image, "", 8, positive_points="[{x: 1}]")
+    with pytest.raises(ValueError, match="mask is 50x40 but the image is 160x96"):
+        mark(image, "", 8, mask=torch.ones(1, 40, 50))
+    # Marks drawn on the same image at another resolution are rescaled; LoadImage's empty mask is no mask.
+    scaled = mark(image, _marks(image={"width": 320, "height": 192}, points=[{"x": 100, "y": 50}]), 8,
+                  mask=torch.zeros(1, 64, 64))["result"][0]  # fmt: skip
+    assert scaled.prompt.points[0].x == 50 and scaled.prompt.points[0].y == 25 and scaled.prompt.mask is None
+
+
+def test_encode_refuses_missing_or_empty_prompts(nodes, icm, comfy_sd2, image):
+    model, vae, clip = comfy_sd2
+    with pytest.raises(ValueError, match="wire reference_prompt .* or reference_mask"):
+        nodes["EncodeReferenceContext"]().encode(icm, model, vae, image, None, "mask", 200, 2, 0, clip=clip)
+    empty = nodes["IconMattingReferencePrompt"]().mark(image, "", 8)["result"][0]
+    with pytest.raises(ValueError, match="reference_prompt has no marks on the object"):
+        _encode_prompt(nodes, icm, comfy_sd2, image, empty)
+    cancelled = nodes["IconMattingReferencePrompt"]().mark(
+        image, _marks(points=[{"x": 40, "y": 30}, {"x": 40, "y": 30, "positive": False}]), 8
+    )["result"][0]
+    with pytest.raises(ValueError, match="reference_prompt's marks select no 20x20-pixel cell"):
+        _encode_prompt(nodes, icm, comfy_sd2, image, cancelled)
+    prompt = nodes["IconMattingReferencePrompt"]().mark(image, _marks(points=[{"x": 40, "y": 30}]), 8)["result"][0]
+    with pytest.raises(ValueError, match="made on a 160x96 image but reference_image is 90x70"):
+        _encode_prompt(nodes, icm, comfy_sd2, torch.rand(1, 70, 90, 3), prompt)
+    with pytest.raises(ValueError, match="reference_prompt marks one image but reference_image has 2"):
+        _encode_prompt(nodes, icm, comfy_sd2, image.expand(2, -1, -1, -1), prompt)
+
+
+def test_correction_bad_input(nodes, icm, comfy_sd2, image):
+    prompt = nodes["IconMattingReferencePrompt"]().mark(image, _marks(points=[{"x": 40, "y": 30}]), 0)["result"][0]
+    reference = _encode_prompt(nodes, icm, comfy_sd2, image, prompt)["result"][0]
+    targets = torch.rand(2, 70, 90, 3)
+    correct = nodes["IconMattingCorrection"]().correct
+    with pytest.raises(ValueError, match="target_index 2 is not a target: target_image has 2 images"):
+        correct(reference, targets, torch.zeros(2, 70, 90), 2, "")
+    with pytest.raises(ValueError, match="previous_alpha has shape \\[3, 70, 90\\]"):
+        correct(reference, targets, torch.zeros(3, 70, 90), 0, "")
+    with pytest.raises(ValueError, match="previous_alpha is 70x90 but target 0 is 90x70"):
+        correct(reference, targets, torch.zeros(1, 90, 70), 0, "")
+    with pytest.raises(ValueError, match=r"the correction \(previous_alpha > 0.5 .*\) select no"):
+        correct(reference, targets, torch.zeros(2, 70, 90), 0, "")
+    with pytest.raises(ValueError, match="outside the 90x70 image"):
+        correct(reference, targets, torch.ones(2, 70, 90), 0, _marks(points=[{"x": 100, "y": 5}]))
+
+
+def test_correction_rounds_chain(nodes, icm, comfy_sd2, image):
+    prompt = nodes["IconMattingReferencePrompt"]().mark(image, _marks(points=[{"x": 40, "y": 30}]), 0)["result"][0]
+    reference = _encode_prompt(nodes, icm, comfy_sd2, image, prompt)["result"][0]
+    targets = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(3))
+    alpha = torch.zeros(1, 64, 64)
+    alpha[:, 8:56, 8:56] = 1
+    correct = nodes["IconMattingCorrection"]().correct
+    first = correct(reference, targets, alpha, 0, _marks(points=[{"x": 60, "y": 60}]))["result"][0]
+    leak = _marks(boxes=[{"x": 0, "y": 0, "width": 64, "height": 32, "positive": False}])
+    second = correct(first, targets, alpha, 0, leak)
+    tokens = [int(m.sum()) for m in second["result"][0].context.token_masks]
+    assert len(tokens) == 3 and tokens[2] < tokens[1]
+    assert second["ui"]["text"][0].startswith("3 reference(s)")
+    # The second correction's cells all lie below its negative box.
+    cells = second["ui"]["iconmatting_roi"][0]["cells"]
+    assert len(cells) == tokens[2] and all(y0 >= 32 for _, y0, *_ in cells)
+
+
+def test_comfy_reference_attention_patcher(pack, comfy_sd2):
+    from comfy_env import pack_module
+
+    backbone_module = pack_module("nodes.comfy_backbone")
+    capture_module = pack_module("icm_model.backbone.capture")
+    model, vae, clip = comfy_sd2
+    backbone = backbone_module.ComfyBackbone(model, vae, clip.embedding)
+    patches = lambda p: p.model_options["transformer_options"].get("patches_replace", {}).get("attn1", {})  # noqa: E731
+    assert patches(backbone.reference_patcher) == {} and patches(model) == {}
+    assert set(patches(backbone.reference_attention_patcher)) == {
+        ("input", 4, 0), ("input", 5, 0), ("output", 6, 0), ("output", 7, 0), ("output", 8, 0)
+    }  # fmt: skip
+    latents = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(6))
+    capture = capture_module.UNetCapture(with_attention=False, reference_attention=True)
+    assert backbone.run(latents, 200, capture) is None
+    assert capture.attention_layers == {capture_module.HIGH: 5} and set(capture.up_features) == {1}
+    target = capture_module.UNetCapture(with_attention=True)
+    backbone.run(latents, 200, target)
+    torch.testing.assert_close(capture.attention(capture_module.HIGH), target.attention(capture_module.HIGH))

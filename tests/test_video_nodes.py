@@ -55,7 +55,9 @@ def test_progress_counts_frames_and_is_full_only_at_the_end(nodes, icm, comfy_sd
     assert {total for _, total in progress_log} == {7}  # frames only: the reference pass does not show as done
     values = [value for value, _ in progress_log]
     assert values == sorted(values) and values[-1] == 7 and all(v < 7 for v in values[:-1])
-    assert values.count(7) == 1 and len(values) > 7  # ticks after every U-Net pass and after every chunk's mattes
+    # ticks after every VAE encode, U-Net block and similarity (chunks of 3, 3, 1 frames: 2, 2, 1 U-Net calls of 1 + 21
+    # steps, + 1), and after every chunk's mattes
+    assert values.count(7) == 1 and len(values) == (2 * 22 + 1) * 2 + (22 + 1) + 3
 
 
 def test_cancel_inside_a_chunk_leaves_the_model_untouched(nodes, icm, comfy_sd2, clip, progress_log):  # noqa: F811
@@ -74,7 +76,8 @@ def test_cancel_inside_a_chunk_leaves_the_model_untouched(nodes, icm, comfy_sd2,
     with pytest.raises(comfy.model_management.InterruptProcessingException):
         # one chunk of 7 frames, 2 per U-Net call (ensemble 4): cancelled after its first call, inside the chunk
         _matte(nodes, icm, comfy_sd2, frames, mask, chunk_size=7, ensemble=4)
-    assert progress_log == [(pytest.approx(1.8), 7)]
+    # cancelled at the chunk's first step (its VAE encode): 0.9 x 7 frames over 4 calls x (1 + 21 blocks) + 1 steps
+    assert progress_log == [(pytest.approx(0.9 * 7 / 89), 7)]
     assert torch.equal(_unet_output(model), before) and repr(model.model_options) == options
 
 

@@ -369,19 +369,21 @@ def fig8_same_instance_other_views() -> Workflow:
     )
 
 
+def _marks(width: int, height: int, **marks) -> str:
+    """The ``marks`` widget value (MARKS.md): marks in pixels of a ``width x height`` image."""
+    return json.dumps({"version": 1, "image": {"width": width, "height": height}, **marks})
+
+
+def _prompt_node(node_id: int, marks: str, column: int, row: int, title: str, top_m: int = 8) -> Node:
+    return Node(node_id, "IconMattingReferencePrompt", {"marks": marks, "extension_top_m": top_m}, column, row, title)
+
+
 def fig10_similarity_maps() -> Workflow:
-    points = '[{"x": 256, "y": 192}, {"x": 300, "y": 260}]'
+    marks = _marks(512, 384, points=[{"x": 256, "y": 192, "positive": True}, {"x": 300, "y": 260, "positive": True}])
     nodes = [
         *_sd_and_model(),
         Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
-        Node(
-            4,
-            "IconMattingPointsToMask",
-            {"positive_points": points, "radius": 16, "negative_points": "[]"},
-            1,
-            1,
-            "Clicked points (Points Editor JSON)",
-        ),
+        _prompt_node(4, marks, 1, 1, "Clicked points (Reference Prompt)"),
         _encode(5, "points"),
         Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
@@ -395,7 +397,7 @@ def fig10_similarity_maps() -> Workflow:
         *_sd_links(5),
         (3, "IMAGE", 4, "reference_image"),
         (3, "IMAGE", 5, "reference_image"),
-        (4, "reference_mask", 5, "reference_mask"),
+        (4, "reference_prompt", 5, "reference_prompt"),
         (5, "reference", 7, "reference"),
         (6, "IMAGE", 7, "target_image"),
         (7, "inter_similarity", 8, "images"),
@@ -407,6 +409,91 @@ def fig10_similarity_maps() -> Workflow:
         (11, "IMAGE", 12, "images"),
     ]
     return Workflow("fig10_similarity_maps", "Fig. 10: inter- and intra-similarity maps (point prompt)", nodes, links)
+
+
+def scribble_reference() -> Workflow:
+    marks = _marks(
+        512, 384,
+        scribbles=[
+            {"points": [[200, 150], [260, 190], [330, 230]], "width": 16, "positive": True},
+            {"points": [[40, 340], [160, 350]], "width": 24, "positive": False},
+        ],
+    )  # fmt: skip
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        _prompt_node(4, marks, 1, 1, "Scribbles: object and not the object"),
+        _encode(5, "scribble"),
+        Node(6, "MaskToImage", {}, 2, 1),
+        Node(7, "PreviewImage", {}, 3, 1, "Rasterised marks"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 4, "reference_image"),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "reference_prompt", 5, "reference_prompt"),
+        (4, "reference_mask", 6, "mask"),
+        (6, "IMAGE", 7, "images"),
+    ]
+    branch_nodes, branch_links = _matte_branch(10, "icm_target_painting.png", 1, "iconmatting/scribble", 5)
+    return Workflow(
+        "scribble_reference", "Scribbles on the reference (reference-prompt extension)", nodes + branch_nodes,
+        links + branch_links,
+    )  # fmt: skip
+
+
+def correction_rounds() -> Workflow:
+    reference_marks = _marks(512, 384, boxes=[{"x": 160, "y": 96, "width": 240, "height": 200, "positive": True}])
+    correction_marks = _marks(
+        432, 416,
+        points=[{"x": 216, "y": 208, "positive": True}],
+        scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}],
+    )  # fmt: skip
+    nodes = [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        _prompt_node(4, reference_marks, 1, 1, "Box around the object", top_m=0),
+        _encode(5, "box"),
+        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
+        Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1, "First run"),
+        Node(8, "MattingHead", {}, 4, 1),
+        Node(9, "MaskToImage", {}, 5, 1),
+        Node(10, "PreviewImage", {}, 6, 1, "Alpha of the first run"),
+        Node(
+            11,
+            "IconMattingCorrection",
+            {"target_index": 0, "marks": correction_marks},
+            3,
+            2,
+            "Correction: click what was missed, scribble where it leaked",
+        ),  # fmt: skip
+        Node(12, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 5, 2, "Rerun with the correction"),
+        Node(13, "MattingHead", {}, 6, 2),
+        Node(14, "SaveImage", {"filename_prefix": "iconmatting/corrected"}, 7, 2, "Corrected cut-out"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 4, "reference_image"),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "reference_prompt", 5, "reference_prompt"),
+        (5, "reference", 7, "reference"),
+        (6, "IMAGE", 7, "target_image"),
+        (2, "iconmatting_model", 8, "iconmatting_model"),
+        (7, "guidance", 8, "guidance"),
+        (6, "IMAGE", 8, "target_image"),
+        (8, "alpha", 9, "mask"),
+        (9, "IMAGE", 10, "images"),
+        (5, "reference", 11, "reference"),
+        (6, "IMAGE", 11, "target_image"),
+        (8, "alpha", 11, "previous_alpha"),
+        (11, "reference", 12, "reference"),
+        (6, "IMAGE", 12, "target_image"),
+        (2, "iconmatting_model", 13, "iconmatting_model"),
+        (12, "guidance", 13, "guidance"),
+        (6, "IMAGE", 13, "target_image"),
+        (13, "rgba", 14, "images"),
+    ]
+    return Workflow("correction_rounds", "Correcting a target: first run, one correction, the rerun", nodes, links)
 
 
 def _video_matte(node_id: int, column: int, row: int) -> Node:
@@ -495,6 +582,8 @@ WORKFLOWS = [
     fig8_same_instance_other_views,
     fig10_similarity_maps,
     fig6_video_from_one_frame,
+    scribble_reference,
+    correction_rounds,
     video_matte_image_sequences,
 ]
 

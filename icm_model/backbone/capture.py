@@ -9,6 +9,7 @@ too. Once the last needed layer has run, the pass stops by raising :class:`StopU
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -35,11 +36,14 @@ class UNetCapture:
         up_features: up-block index (0, 1) -> output ``[N, C, r, r]``; only 1 without attention.
         attention_sums: grid name -> sum over layers of the head-averaged probabilities ``[N, T, T]`` (fp32).
         attention_layers: grid name -> number of layers summed.
+        on_block: called by the backbone after every U-Net block of the pass (progress; it may raise to cancel the
+            pass). An early-stopped pass calls it exactly ``backbone.blocks_per_pass(with_attention)`` times.
     """
 
     with_attention: bool
     stop_early: bool = True
     reference_attention: bool = False
+    on_block: Callable[[], None] | None = None
     up_features: dict[int, torch.Tensor] = field(default_factory=dict)
     attention_sums: dict[str, torch.Tensor] = field(default_factory=dict)
     attention_layers: dict[str, int] = field(default_factory=dict)
@@ -50,6 +54,11 @@ class UNetCapture:
         if self.with_attention:
             return (LOW, HIGH)
         return (HIGH,) if self.reference_attention else ()
+
+    def block_done(self) -> None:
+        """The backbone ran one more U-Net block of this pass."""
+        if self.on_block is not None:
+            self.on_block()
 
     def record_up_block(self, index: int, output: torch.Tensor) -> None:
         """Keeps up-block ``index``'s output (0 or 1); without attention, stops the pass after up-block 1."""

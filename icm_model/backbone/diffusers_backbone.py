@@ -65,6 +65,10 @@ def _self_attentions(block: torch.nn.Module) -> list[Attention]:
     return [tb.attn1 for transformer in getattr(block, "attentions", []) for tb in transformer.transformer_blocks]
 
 
+def _resnets(blocks: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    return [resnet for block in blocks for resnet in block.resnets]
+
+
 class DiffusersBackbone:
     """SD2.x through diffusers: ``UNet2DConditionModel`` + ``AutoencoderKL`` + the empty-prompt embedding.
 
@@ -91,6 +95,7 @@ class DiffusersBackbone:
             if level in grid_of_level
             for attn in _self_attentions(block)
         ]
+        self._resnets = _resnets([*unet.down_blocks, unet.mid_block, *unet.up_blocks])
 
     @classmethod
     def from_pretrained(
@@ -122,6 +127,22 @@ class DiffusersBackbone:
     def alphas_cumprod(self) -> torch.Tensor:
         return self._alphas_cumprod
 
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        """Progress ticks come after every resnet. Without attention grids the pass stops after up-block 1, else at
+        the last capture layer of ``grids``, which follows the resnet of the same index in its block."""
+        unet = self.unet
+        if not grids:
+            return len(_resnets([*unet.down_blocks, unet.mid_block, *unet.up_blocks[:2]]))
+        last = [attn for attn, grid in self._capture_layers if grid in grids][-1]
+        ticks = 0
+        for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]:
+            for index in range(len(block.resnets)):
+                ticks += 1
+                transformers = getattr(block, "attentions", None) or []
+                if index < len(transformers) and any(tb.attn1 is last for tb in transformers[index].transformer_blocks):
+                    return ticks
+        raise RuntimeError("the last capture layer is in no U-Net block")
+
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> LatentPosterior:
         posterior = self.vae.encode((images * 2 - 1).to(self.device, self.vae.dtype)).latent_dist
@@ -141,6 +162,7 @@ class DiffusersBackbone:
             )
             for i in (0, 1)
         ]
+        hooks += [resnet.register_forward_hook(lambda *_: capture.block_done()) for resnet in self._resnets]
         try:
             yield
         finally:

@@ -36,8 +36,14 @@ class Backbone(Protocol):
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> None:
         """Runs the U-Net on ``[N, 4, h, w]`` at ``timestep`` with the empty prompt, filling ``capture``.
 
-        The pass stops right after the last layer that ``capture`` needs.
+        The pass stops right after the last layer that ``capture`` needs. It calls ``capture.block_done()`` after
+        every U-Net block (where a cancel may stop it).
         """
+        ...
+
+    def blocks_per_pass(self, grids: tuple[str, ...]) -> int:
+        """How many times an early-stopped :meth:`run` of a capture with these ``attention_grids`` calls
+        ``capture.block_done()`` (progress planning)."""
         ...
 
 
@@ -111,6 +117,16 @@ def images_per_call(max_batch: int, ensemble: int) -> int:
     return max(1, max_batch // ensemble)
 
 
+def extraction_steps(
+    backbone: Backbone, images: int, ensemble: int, max_batch: int, with_attention: bool, reference_attention=False
+) -> int:
+    """The on_step calls of :class:`EnsembleFeatureExtractor` for ``images`` images: per U-Net call, the VAE encode
+    and every block of the (early-stopped) pass."""
+    calls = -(-images // images_per_call(max_batch, ensemble))
+    grids = UNetCapture(with_attention, reference_attention=reference_attention).attention_grids
+    return calls * (1 + backbone.blocks_per_pass(grids))
+
+
 class EnsembleFeatureExtractor:
     """Runs the noise ensemble of each image through a backbone as one batched U-Net pass and averages it.
 
@@ -119,7 +135,8 @@ class EnsembleFeatureExtractor:
         timestep: diffusion timestep t (200 in the paper).
         max_batch: most latents per U-Net call; images are grouped so that ``images * E <= max_batch`` (at least
             one image per call).
-        on_pass: called after every U-Net call with the number of images it covered (progress, interruption).
+        on_step: progress, called with 1 after each VAE encode and each U-Net block (:func:`extraction_steps` plans
+            the total); it may raise to cancel, inside a U-Net pass too.
     """
 
     def __init__(
@@ -127,7 +144,7 @@ class EnsembleFeatureExtractor:
         backbone: Backbone,
         timestep: int = 200,
         max_batch: int = 8,
-        on_pass: Callable[[int], None] | None = None,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         schedule = backbone.alphas_cumprod()
         if not 0 <= timestep < schedule.shape[0]:
@@ -136,7 +153,11 @@ class EnsembleFeatureExtractor:
         self.timestep = timestep
         self.alpha_bar = float(schedule[timestep])
         self.max_batch = max_batch
-        self.on_pass = on_pass
+        self.on_step = on_step
+
+    def _step(self) -> None:
+        if self.on_step is not None:
+            self.on_step(1)
 
     def _passes(self, images: torch.Tensor, noise: EnsembleNoise, with_attention: bool, reference_attention=False):
         """Yields ``(capture, n_images)`` per U-Net call over groups of images ``[B, 3, S, S]`` in [0, 1]."""
@@ -144,6 +165,7 @@ class EnsembleFeatureExtractor:
         for start in range(0, images.shape[0], per_call):
             group = images[start : start + per_call]
             posterior = self.backbone.encode(group)
+            self._step()
             device = posterior.mean.device
             latents = posterior.mean.float().repeat_interleave(noise.size, dim=0)
             if posterior.std is not None:
@@ -152,11 +174,9 @@ class EnsembleFeatureExtractor:
                 ).repeat(group.shape[0], 1, 1, 1)
             eps = noise.diffusion.to(device).repeat(group.shape[0], 1, 1, 1)
             noisy = self.alpha_bar**0.5 * latents + (1 - self.alpha_bar) ** 0.5 * eps
-            capture = UNetCapture(with_attention, reference_attention=reference_attention)
+            capture = UNetCapture(with_attention, reference_attention=reference_attention, on_block=self._step)
             self.backbone.run(noisy, self.timestep, capture)
             yield capture, group.shape[0]
-            if self.on_pass is not None:
-                self.on_pass(group.shape[0])
 
     @staticmethod
     def _ensemble_mean(x: torch.Tensor, images: int) -> torch.Tensor:

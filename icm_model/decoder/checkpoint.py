@@ -99,14 +99,26 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}, {}
 
 
+def _reason(error: Exception) -> str:
+    """Why the file could not be read, without torch's advice to load it unsafely or to allowlist its globals."""
+    text = str(error)
+    found = re.search(r"WeightsUnpickler error: (.*?)(?:\s+Please use|\n|$)", text)
+    if found:
+        return found.group(1).strip()
+    first_line = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().split("\n")[0]
+    return "" if "weights_only" in first_line else first_line
+
+
 def unreadable_checkpoint(name: str, error: Exception) -> ValueError:
     """The error for a checkpoint file that could not be read, saying why and what to do."""
+    reason = _reason(error)
     if isinstance(error, pickle.UnpicklingError):
+        detail = f" ({reason})" if reason else ""
         return ValueError(
             f"{name} holds Python objects beyond plain tensors and was NOT loaded, because unpickling them could "
-            f"run code. Use the released IconMatting checkpoint, or a .safetensors file. ({error})"
+            f"run code. Use the released IconMatting checkpoint, or a .safetensors file.{detail}"
         )
-    return ValueError(f"{name} is not a readable checkpoint ({error}); download it again")
+    return ValueError(f"{name} is not a readable checkpoint ({reason or type(error).__name__}); download it again")
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], config: DecoderConfig, source: str) -> None:

@@ -72,7 +72,7 @@ def parse_marks(text: str, height: int, width: int, name: str = "marks") -> Refe
     if data.get("version", MARKS_VERSION) != MARKS_VERSION:
         raise ValueError(f"{name} has version {data['version']!r}; this pack reads version {MARKS_VERSION}")
     drawn_height, drawn_width = height, width
-    if "image" in data:
+    if data.get("image") is not None:
         drawn_width, drawn_height = (round(v) for v in _fields(data["image"], "image", ("width", "height"), name))
     points = []
     for i, item in enumerate(_items(data, "points", name)):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
 import torch
 
-ASPECT_TOLERANCE = 0.02
-"""Marks drawn on an image of another size are rescaled when the aspect ratios differ by less than 2 %."""
+ASPECT_TOLERANCE = 0.01
+"""Marks drawn on an image of another size are rescaled when its aspect ratio is the same, up to a pixel of rounding
+or 1 %."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,11 @@ class ReferencePrompt:
             check_inside(box.x + box.width, box.y + box.height, f"the corner of box #{i}")
 
     def scaled(self, height: int, width: int, name: str = "marks") -> ReferencePrompt:
-        """The marks on the same image at another resolution (same aspect ratio, within 2 %)."""
+        """The marks on the same image at another resolution (same aspect ratio, up to a pixel or 1 %)."""
         if (height, width) == (self.height, self.width):
             return self
-        if abs(math.log(height * self.width / (width * self.height))) > ASPECT_TOLERANCE:
+        expected_height = self.height * width / self.width
+        if abs(height - expected_height) > max(1.0, ASPECT_TOLERANCE * height):
             raise ValueError(
                 f"{name} were drawn on a {self.width}x{self.height} image but the image is {width}x{height}, another "
                 "aspect ratio: redraw the marks on this image"

@@ -65,8 +65,9 @@ def cell_rectangles(box: Letterbox, grid: int) -> torch.Tensor:
 
 
 def point_radius(box: Letterbox, grid: int) -> float:
-    """Radius of a clicked point in image pixels: half a token cell."""
-    return 0.5 * (box.size / grid) * max(box.height, box.width) / box.size
+    """Radius of a clicked point in image pixels: half a token cell (the narrower side, when the letterbox's
+    rounding makes cells a little anisotropic)."""
+    return 0.5 * (box.size / grid) * min(box.width / box.content_width, box.height / box.content_height)
 
 
 def _point_to_rect(px: float, py: float, rects: torch.Tensor) -> torch.Tensor:
@@ -120,7 +121,8 @@ def prompt_tokens(prompt: ReferencePrompt, box: Letterbox, grid: int) -> PromptT
     for b in prompt.boxes:
         bx1, by1 = b.x + b.width, b.y + b.height
         if b.positive:
-            marked["dense", True] |= (x0 >= b.x) & (x1 <= bx1) & (y0 >= b.y) & (y1 <= by1)
+            eps = 1e-6  # pixels: a box drawn on cell borders holds those cells despite rounding
+            marked["dense", True] |= (x0 >= b.x - eps) & (x1 <= bx1 + eps) & (y0 >= b.y - eps) & (y1 <= by1 + eps)
         else:
             marked["dense", False] |= (x0 < bx1) & (x1 > b.x) & (y0 < by1) & (y1 > b.y)
     radius = point_radius(box, grid)

@@ -182,6 +182,7 @@ def open_page(
     :data:`QUIET_SETTINGS` and ``Comfy.VueNodes.Enabled`` = ``vue_nodes``.
     """
     server.post("/settings", {**QUIET_SETTINGS, **(settings or {}), "Comfy.VueNodes.Enabled": vue_nodes})
+    server.clear_cache()  # a test's run executes its nodes even if an earlier test queued the same prompt
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     comfy = ComfyPage(page, server, frontend, vue_nodes)

@@ -1,8 +1,8 @@
 """A diffusers SD2-architecture U-Net driven in ComfyUI's LDM block order, honouring ComfyUI's patch protocol.
 
 Mirrors comfy/ldm/modules/diffusionmodules/openaimodel.py UNetModel._forward (block numbering, the skip stack,
-``output_block_patch`` before each output block concatenates its skip) and
-comfy/ldm/modules/attention.py BasicTransformerBlock.forward (the attn1 replace lookup by
+``input_block_patch`` after each input block, ``output_block_patch`` before each output block concatenates its skip)
+and comfy/ldm/modules/attention.py BasicTransformerBlock.forward (the attn1 replace lookup by
 ``(block[0], block[1], block_index)`` falling back to ``block``; q/k/v projected by to_q/to_k/to_v; extra_options
 with ``n_heads``, ``dim_head``, ``attn_precision``; to_out applied to the patch's output).
 """
@@ -62,21 +62,28 @@ class LDMUNet(torch.nn.Module):
         patches = transformer_options.get("patches", {})
         unet = self.unet
         emb = unet.time_embedding(unet.time_proj(timesteps).to(x.dtype))
+        hs = []
+
+        def input_block_done(h):  # after input block ``index``: input_block_patch, then the skip
+            for patch in patches.get("input_block_patch", []):
+                h = patch(h, transformer_options)
+            hs.append(h)
+            return h
+
         transformer_options["block"] = ("input", 0)
-        h = unet.conv_in(x)
-        hs, index = [h], 1
+        h = input_block_done(unet.conv_in(x))
+        index = 1
         for down in unet.down_blocks:
             for i, resnet in enumerate(down.resnets):
                 transformer_options["block"] = ("input", index)
                 h = resnet(h, emb)
                 if getattr(down, "attentions", None):
                     h = self._transformer(down.attentions[i], h, context)
-                hs.append(h)
+                h = input_block_done(h)
                 index += 1
             if down.downsamplers:
                 transformer_options["block"] = ("input", index)
-                h = down.downsamplers[0](h)
-                hs.append(h)
+                h = input_block_done(down.downsamplers[0](h))
                 index += 1
         transformer_options["block"] = ("middle", 0)
         mid = unet.mid_block

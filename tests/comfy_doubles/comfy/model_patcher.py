@@ -54,5 +54,8 @@ class ModelPatcher:
     def set_model_attn1_replace(self, patch, block_name, number, transformer_index=None):
         self.set_model_patch_replace(patch, "attn1", block_name, number, transformer_index)
 
+    def set_model_input_block_patch(self, patch):
+        self.set_model_patch(patch, "input_block_patch")
+
     def set_model_output_block_patch(self, patch):
         self.set_model_patch(patch, "output_block_patch")

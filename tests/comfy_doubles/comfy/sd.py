@@ -9,6 +9,7 @@ class VAE:
     def __init__(self, autoencoder):
         self.first_stage_model = autoencoder.eval()
         self.downscale_ratio = 8
+        self.latent_channels = autoencoder.config.latent_channels
         self.output_device = torch.device("cpu")
         self.process_input = lambda image: image * 2.0 - 1.0
         self.output_dtype = torch.float32  # 0.3.64 returns float32; newer ComfyUI returns vae_output_dtype()

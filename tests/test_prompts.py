@@ -1,0 +1,285 @@
+"""Reference prompts on synthetic images: marks JSON, RoI tokens at any size and aspect ratio, the §3.6 extension."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from icm_model.backbone.capture import HIGH
+from icm_model.backbone.features import EnsembleFeatureExtractor, EnsembleNoise
+from icm_model.decoder.similarity import roi_token_mask
+from icm_model.geometry import Letterbox
+from icm_model.pipeline import encode_prompts, encode_reference
+from icm_model.prompts.marks_json import kjnodes_points, marks_json, parse_marks, points_from_kjnodes
+from icm_model.prompts.prompt import Box, Point, ReferencePrompt, Scribble
+from icm_model.prompts.tokens import (
+    PromptTokens,
+    extension_tokens,
+    prompt_tokens,
+    rasterise,
+    select_tokens,
+    selection_cells,
+)
+
+SIZES = [(128, 128), (96, 160), (300, 40), (1000, 600), (7, 3000)]
+"""(height, width) of the reference images: square, landscape, very tall, large, extreme."""
+
+
+def _cell_in_image(box: Letterbox, grid: int, i: int, j: int) -> tuple[float, float, float, float]:
+    """Cell (i, j) of the canvas mapped to image pixels, computed forward from the letterbox's scale."""
+    step = box.size / grid
+    sx, sy = box.content_width / box.width, box.content_height / box.height
+    return ((j * step - box.left) / sx, (i * step - box.top) / sy, ((j + 1) * step - box.left) / sx,
+            ((i + 1) * step - box.top) / sy)  # fmt: skip
+
+
+def _content_cells(box: Letterbox, grid: int) -> list[tuple[int, int]]:
+    """Cells lying wholly on the image (no padding)."""
+    step = box.size / grid
+    return [
+        (i, j)
+        for i in range(grid)
+        for j in range(grid)
+        if i * step >= box.top and (i + 1) * step <= box.top + box.content_height
+        and j * step >= box.left and (j + 1) * step <= box.left + box.content_width
+    ]  # fmt: skip
+
+
+def _cells(tokens: torch.Tensor) -> set[tuple[int, int]]:
+    return {tuple(c) for c in tokens.nonzero().tolist()}
+
+
+@pytest.mark.parametrize(("height", "width"), SIZES)
+@pytest.mark.parametrize("working_size", [128, 768])
+def test_each_mark_selects_its_cells_at_any_size(height, width, working_size):
+    grid = working_size // 16
+    box = Letterbox.fit(height, width, working_size)
+    inside = _content_cells(box, grid)
+    if len(inside) < 4:
+        pytest.skip("the image is thinner than a cell on this canvas")
+    (i, j), (k, m) = inside[0], inside[-1]
+    # A click at a cell's centre selects that cell alone; at a shared corner the 4 cells around it.
+    x0, y0, x1, y1 = _cell_in_image(box, grid, i, j)
+    point = ReferencePrompt(height, width, points=[Point((x0 + x1) / 2, (y0 + y1) / 2)])
+    assert _cells(prompt_tokens(point, box, grid).positive) == {(i, j)}
+    corners = [(a, b) for a, b in inside if (a + 1, b + 1) in inside and (a, b + 1) in inside and (a + 1, b) in inside]
+    if corners:
+        a, b = corners[0]
+        cx, cy = _cell_in_image(box, grid, a, b)[2:]
+        corner = ReferencePrompt(height, width, points=[Point(cx, cy)])
+        assert _cells(prompt_tokens(corner, box, grid).sparse) == {(a, b), (a + 1, b), (a, b + 1), (a + 1, b + 1)}
+    # A box over cells (i, j)..(k, m) exactly selects the cells entirely inside it; shrunk by a pixel, not its rim.
+    bx0, by0 = _cell_in_image(box, grid, i, j)[:2]
+    bx1, by1 = _cell_in_image(box, grid, k, m)[2:]
+    exact = ReferencePrompt(height, width, boxes=[Box(bx0, by0, bx1 - bx0, by1 - by0)])
+    expected = {(a, b) for a in range(i, k + 1) for b in range(j, m + 1)}
+    assert _cells(prompt_tokens(exact, box, grid).positive) == expected
+    shrunk = ReferencePrompt(height, width, boxes=[Box(bx0 + 0.5, by0, bx1 - bx0 - 0.5, by1 - by0)])
+    assert _cells(prompt_tokens(shrunk, box, grid).positive) == {(a, b) for a, b in expected if b != j}
+    # A thin scribble along a row of cell centres selects exactly that row; a 3-cell-wide one the rows beside too.
+    row = [(a, b) for a, b in inside if a == i]
+    ys = (y0 + y1) / 2
+    xs = [(_cell_in_image(box, grid, a, b)[0] + _cell_in_image(box, grid, a, b)[2]) / 2 for a, b in row]
+    line = ReferencePrompt(height, width, scribbles=[Scribble(((xs[0], ys), (xs[-1], ys)), 1.0)])
+    assert _cells(prompt_tokens(line, box, grid).positive) == set(row)
+
+
+@pytest.mark.parametrize(("height", "width"), SIZES[:4])
+def test_mask_follows_the_official_rule(height, width):
+    box = Letterbox.fit(height, width, 768)
+    mask = torch.zeros(height, width)
+    mask[height // 4 : 3 * height // 4, width // 5 : 4 * width // 5] = 1
+    tokens = prompt_tokens(ReferencePrompt(height, width, mask=mask), box, 48)
+    assert torch.equal(tokens.positive, roi_token_mask(box.mask(mask[None]), (48, 48), "inside")[0])
+    assert not tokens.sparse.any() and not tokens.negative.any()
+
+
+def test_mixed_prompt_and_negative_marks():
+    height, width = 96, 160  # on a 128 canvas: scale 0.8, content 77x128 at top 25; 8x8 cells of 20 image pixels
+    box = Letterbox.fit(height, width, 128)
+    mask = torch.zeros(height, width)
+    mask[:, :60] = 1
+    prompt = ReferencePrompt(
+        height, width, mask=mask,
+        points=[Point(150, 40), Point(30, 40, positive=False)],
+        scribbles=[Scribble(((100, 70), (150, 70)), 2.0), Scribble(((10, 80), (50, 80)), 2.0, positive=False)],
+        boxes=[Box(0, 0, 160, 20, positive=False)],
+    )  # fmt: skip
+    tokens = prompt_tokens(prompt, box, 8)
+    # Rows of cells span image y [-11.25, 8.75), [8.75, 28.75), ... ; columns x [0, 20), [20, 40), ...; a point's
+    # radius is 10 pixels. The scribble starts on the border of columns 4 and 5: both are touched.
+    assert _cells(tokens.sparse) == {(3, 7), (4, 7), (5, 4), (5, 5), (5, 6), (5, 7)}
+    assert _cells(tokens.negative_sparse) == {(3, 1), (4, 1), (5, 0), (5, 1), (5, 2)}
+    negative_box = {(i, j) for i in (1, 2) for j in range(8)}  # the negative box overlaps rows 1 and 2
+    assert _cells(tokens.negative) == negative_box | _cells(tokens.negative_sparse)
+    mask_cells = {(i, j) for i in range(2, 6) for j in range(3)}  # whole cells on the image and inside the mask
+    assert _cells(tokens.positive) == mask_cells | _cells(tokens.sparse)
+    selection = select_tokens(tokens, None, 0)
+    assert _cells(selection.query) == (mask_cells | _cells(tokens.sparse)) - _cells(tokens.negative)
+    assert not selection.extension.any()
+
+
+def test_extension_adds_the_top_m_tokens_of_each_prompted_token():
+    generator = torch.Generator().manual_seed(0)
+    grid, m = 6, 3
+    attention = torch.rand(grid * grid, grid * grid, generator=generator).softmax(-1)
+    content = torch.ones(grid, grid, dtype=torch.bool)
+    content[0] = False  # padding row: never added
+    marked = torch.zeros(grid, grid, dtype=torch.bool)
+    marked[2, 2] = marked[4, 1] = True
+    expected = set()
+    for p in marked.flatten().nonzero().flatten().tolist():
+        order = [n for n in attention[p].argsort(descending=True).tolist() if n != p and content.flatten()[n]]
+        expected |= set(order[:m])
+    got = extension_tokens(marked, attention, m, content).flatten().nonzero().flatten().tolist()
+    assert set(got) == expected and len(expected) <= 2 * m
+    assert not extension_tokens(marked, attention, 0, content).any()
+    # Through select_tokens: the query is the prompt plus exactly those tokens.
+    tokens = PromptTokens(marked, marked, torch.zeros_like(marked), torch.zeros_like(marked), content)
+    selection = select_tokens(tokens, attention, m)
+    assert torch.equal(selection.prompt, marked)
+    assert set(selection.query.flatten().nonzero().flatten().tolist()) == expected | {14, 25}
+
+
+def test_negative_tokens_and_their_extension_never_enter_the_query():
+    grid, m = 6, 4
+    attention = torch.eye(grid * grid) * 0.1 + 0.01
+    positive, negative = torch.zeros(grid, grid, dtype=torch.bool), torch.zeros(grid, grid, dtype=torch.bool)
+    positive[1, 1] = positive[1, 2] = True
+    negative[4, 4] = True
+    # The positive tokens attend most to tokens 28 (negative), 29, 35 and 9; the negative token to 9, 29, 30, 31.
+    for p in (7, 8):
+        attention[p, [28, 29, 35, 9]] = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    attention[28, [9, 29, 30, 31]] = 0.9
+    content = torch.ones(grid, grid, dtype=torch.bool)
+    tokens = PromptTokens(positive, positive, negative, negative, content)
+    selection = select_tokens(tokens, attention, m)
+    query = set(selection.query.flatten().nonzero().flatten().tolist())
+    removed = {28} | set(extension_tokens(negative, attention, m, content).flatten().nonzero().flatten().tolist())
+    assert removed == {28, 9, 29, 30, 31}
+    assert query == {7, 8, 35} and not query & removed
+    assert set(selection.extension.flatten().nonzero().flatten().tolist()) == {35}
+
+
+class _RecordingBackbone:
+    """Wraps a backbone and records which attention grids every capture pass asked for."""
+
+    def __init__(self, backbone) -> None:
+        self.backbone, self.grids, self.layers = backbone, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.backbone, name)
+
+    def run(self, noisy_latents, timestep, capture):
+        out = self.backbone.run(noisy_latents, timestep, capture)
+        self.grids.append(capture.attention_grids)
+        self.layers.append(dict(capture.attention_layers))
+        return out
+
+
+def test_mask_only_reference_runs_no_attention_capture(tiny_backbone, reference_pair):
+    image, mask = reference_pair
+    recording = _RecordingBackbone(tiny_backbone)
+    dense = ReferencePrompt(96, 160, mask=mask[0], boxes=[Box(0, 0, 60, 60)])
+    context, (selection,) = encode_prompts(recording, image, [dense], 128, extension_top_m=8, ensemble=2)
+    assert recording.grids == [()] and recording.layers == [{}]
+    assert not selection.extension.any()
+    # A mask-only prompt is exactly the mask path of encode_reference.
+    plain = encode_reference(tiny_backbone, image, mask, 128, ensemble=2)
+    masked, _ = encode_prompts(tiny_backbone, image, [ReferencePrompt(96, 160, mask=mask[0])], 128, ensemble=2)
+    assert torch.equal(masked.query, plain.query)
+    # Points (and only they) make the reference pass capture the high grid's self-attention: 5 layers.
+    clicked = ReferencePrompt(96, 160, points=[Point(80, 48)])
+    context, (selection,) = encode_prompts(recording, image, [clicked], 128, extension_top_m=2, ensemble=2)
+    assert recording.grids[-1] == (HIGH,) and recording.layers[-1] == {HIGH: 5}
+    assert 1 <= int(selection.extension.sum()) <= 2 * int(selection.prompt.sum())
+    assert context.query.shape[0] == int(selection.query.sum())
+    encode_prompts(recording, image, [clicked], 128, extension_top_m=0, ensemble=2)
+    assert recording.grids[-1] == ()
+
+
+def test_reference_attention_equals_the_target_attention_of_the_same_image(tiny_backbone):
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(4))
+    noise = EnsembleNoise.draw(torch.Generator().manual_seed(5), 2, 16)
+    extractor = EnsembleFeatureExtractor(tiny_backbone)
+    features, attention = extractor.correspondence_and_attention(images, noise)
+    targets = extractor.targets(images, noise)
+    torch.testing.assert_close(features, targets.correspondence, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(attention, targets.attention[1].flatten(1, 2), rtol=1e-4, atol=1e-6)
+
+
+# --- marks JSON and KJNodes JSON --------------------------------------------------------------------------------------
+
+MARKS = {
+    "version": 1,
+    "image": {"width": 640, "height": 480},
+    "points": [{"x": 120.5, "y": 88, "positive": True}, {"x": 10, "y": 20, "positive": False}],
+    "scribbles": [{"points": [[10, 20], [14, 26], [30, 40]], "width": 12, "positive": False}],
+    "boxes": [{"x": 40, "y": 30, "width": 200, "height": 150, "positive": True}],
+}
+
+
+def test_marks_round_trip_and_rescale():
+    prompt = parse_marks(json.dumps(MARKS), 480, 640)
+    assert prompt.points[0] == Point(120.5, 88) and prompt.points[1] == Point(10, 20, False)
+    assert prompt.scribbles[0] == Scribble(((10, 20), (14, 26), (30, 40)), 12, False)
+    assert prompt.boxes[0] == Box(40, 30, 200, 150)
+    assert json.loads(marks_json(prompt)) == MARKS
+    half = parse_marks(json.dumps(MARKS), 240, 320)
+    assert half.points[0] == Point(60.25, 44) and half.boxes[0] == Box(20, 15, 100, 75)
+    assert half.scribbles[0].width == 6
+    assert parse_marks(json.dumps(MARKS), 481, 641).points[0].x == pytest.approx(120.5 * 641 / 640)  # rounding
+    assert parse_marks('{"version": 1, "image": null, "points": []}', 10, 10).points == []
+    assert not parse_marks("", 10, 10).has_marks and not parse_marks("{}", 10, 10).has_marks
+    assert not parse_marks(" ", 10, 10).has_positive
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"points": [{"x": 1, "y": 2}', "marks is not valid JSON"),
+        ("[1, 2]", "marks must be a JSON object"),
+        ('{"point": []}', r"marks has unknown keys \['point'\]"),
+        ('{"version": 2}', "version 2"),
+        ('{"points": [{"x": 700, "y": 2}]}', r"point #0 at \(700, 2\) lies outside the 640x480 image"),
+        ('{"points": [{"x": -1, "y": 2}]}', "outside the 640x480 image"),
+        ('{"points": [{"x": "a", "y": 2}]}', r"points\[0\].x must be a number"),
+        ('{"points": [{"x": 1, "y": 2, "positive": "yes"}]}', "positive must be true or false"),
+        ('{"boxes": [{"x": 1, "y": 2, "width": 0, "height": 5}]}', r"box #0 has zero size \(0x5\)"),
+        ('{"boxes": [{"x": 600, "y": 2, "width": 100, "height": 5}]}', "the corner of box #0"),
+        ('{"scribbles": [{"points": [], "width": 3}]}', "non-empty list"),
+        ('{"scribbles": [{"points": [[1, 2]], "width": 0}]}', "scribble #0 has width 0"),
+        ('{"scribbles": [{"points": [[1, 2, 3]], "width": 2}]}', r"scribbles\[0\].points\[0\] must be an \[x, y\]"),
+        ('{"image": {"width": 640, "height": 640}}', "another aspect ratio"),
+    ],
+)
+def test_bad_marks_get_clear_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_marks(text, 480, 640)
+
+
+def test_kjnodes_points_in_and_out():
+    points = points_from_kjnodes('[{"x": 10, "y": 20}, {"x": 30.4, "y": 40}]', False, "negative_points")
+    assert points == [Point(10, 20, False), Point(30.4, 40, False)]
+    prompt = ReferencePrompt(50, 50, points=[Point(1.6, 2), *points])
+    assert json.loads(kjnodes_points(prompt, True)) == [{"x": 2, "y": 2}]
+    assert json.loads(kjnodes_points(prompt, False)) == [{"x": 10, "y": 20}, {"x": 30, "y": 40}]
+    with pytest.raises(ValueError, match="negative_points is not valid JSON"):
+        points_from_kjnodes("[{x: 1}]", False, "negative_points")
+
+
+def test_rasterised_marks_and_overlay_cells():
+    prompt = ReferencePrompt(
+        40, 60, points=[Point(10, 10)], scribbles=[Scribble(((30, 30), (50, 30)), 4)],
+        boxes=[Box(40, 0, 20, 20), Box(45, 5, 5, 5, positive=False)],
+    )  # fmt: skip
+    mask = rasterise(prompt, 3)
+    assert mask[10, 10] == 1 and mask[10, 13] == 0 and mask[30, 40] == 1 and mask[33, 40] == 0
+    assert mask[2, 42] == 1 and mask[7, 47] == 0 and mask.sum() > 0
+    box = Letterbox.fit(40, 60, 128)
+    selection = select_tokens(prompt_tokens(prompt, box, 8), None, 0)
+    cells = selection_cells(selection, box, 8)
+    assert len(cells) == int(selection.query.sum()) and all(c[4] == "prompt" for c in cells)
+    assert all(0 <= c[0] < c[2] <= 60 and 0 <= c[1] < c[3] <= 40 for c in cells)
