@@ -449,6 +449,19 @@ def test_progress_moves_within_passes_and_is_full_only_at_the_end(nodes, icm, co
     assert updates == [(1, 1)]
 
 
+# --- wrong models ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("family", "model_type", "message"),
+    [
+        ("SD15", "EPS", r"SD15 \(EPS\), not Stable Diffusion 2.x"),
+        ("SDXL", "EPS", r"SDXL \(EPS\), not Stable Diffusion 2.x"),
+        ("SD21UnclipH", "V_PREDICTION", "not Stable Diffusion 2.x"),
+        ("SD20", "EPS", "SD2-base"),
+        ("Flux", "FLUX", r"Flux \(FLUX\)"),
+    ],
+)
 def test_wrong_model_family(pack, nodes, icm, comfy_sd2, reference_inputs, family, model_type, message):
     from comfy_env import comfy_model
 
