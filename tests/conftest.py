@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
+from icm_model.decoder.checkpoint import save_decoder
 from icm_model.random_models import TINY_DECODER, random_backbone, random_decoder
+
+MODEL_NAME = "tiny.safetensors"
+"""The random IconMatting checkpoint the node tests load from models/icon_matting."""
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +70,20 @@ def comfy_servers(tmp_path_factory):
     servers = ComfyServers(tmp_path_factory.mktemp("comfy"), tmp_path_factory.getbasetemp() / "checkpoint")
     yield servers
     servers.close()
+
+
+@pytest.fixture(scope="module")
+def nodes(pack):
+    """NODE_CLASS_MAPPINGS of the pack under test."""
+    return pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(scope="module")
+def icm(pack, nodes):
+    """The ICON_MATTING_MODEL of a random checkpoint written to models/icon_matting, loaded by the loader node."""
+    import folder_paths
+
+    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
+    os.makedirs(folder, exist_ok=True)
+    save_decoder(random_decoder(seed=0), os.path.join(folder, MODEL_NAME))
+    return nodes["LoadIconMattingModel"]().load(MODEL_NAME)[0]

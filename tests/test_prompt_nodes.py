@@ -7,25 +7,6 @@ import os
 
 import pytest
 import torch
-from test_nodes import MODEL_NAME
-
-from icm_model.decoder.checkpoint import save_decoder
-from icm_model.random_models import random_decoder
-
-
-@pytest.fixture(scope="module")
-def nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS
-
-
-@pytest.fixture(scope="module")
-def icm(pack, nodes):
-    import folder_paths
-
-    folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
-    os.makedirs(folder, exist_ok=True)
-    save_decoder(random_decoder(seed=0), os.path.join(folder, MODEL_NAME))
-    return nodes["LoadIconMattingModel"]().load(MODEL_NAME)[0]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from comfy_env import pack_module
-from test_nodes import _unet_output, icm, nodes  # noqa: F401  (fixtures)
+from test_nodes import _unet_output
 
 from icm_model.video.synthetic import moving_object_clip
 
