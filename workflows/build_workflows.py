@@ -331,9 +331,9 @@ def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encod
     return nodes, links
 
 
-def fig1_one_reference_many_domains() -> Workflow:
-    nodes = [
-        *_sd_and_model(),
+def _masked_reference() -> list[Node]:
+    """Nodes 3-5: the reference image, its mask file (white = object) and the reference context encoded from them."""
+    return [
         Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
         Node(
             4,
@@ -344,6 +344,13 @@ def fig1_one_reference_many_domains() -> Workflow:
             "Reference mask (white = object)",
         ),
         _encode(5),
+    ]
+
+
+def fig1_one_reference_many_domains() -> Workflow:
+    nodes = [
+        *_sd_and_model(),
+        *_masked_reference(),
     ]
     links = [*_sd_links(5), (3, "IMAGE", 5, "reference_image"), (4, "MASK", 5, "reference_mask")]
     for i, target in enumerate(["icm_target_photo.png", "icm_target_painting.png", "icm_target_render.png"]):
@@ -557,16 +564,7 @@ def fig6_video_from_one_frame() -> Workflow:
 def composite_renders_over_background() -> Workflow:
     nodes = [
         *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
-        Node(
-            4,
-            "LoadImageMask",
-            {"image": "icm_reference_mask.png", "channel": "red"},
-            1,
-            1,
-            "Reference mask (white = object)",
-        ),
-        _encode(5),
+        *_masked_reference(),
         Node(6, "LoadImage", {"image": "icm_render_1.png"}, 0, 2, "Render 1"),
         Node(7, "LoadImage", {"image": "icm_render_2.png"}, 1, 2, "Render 2 (same size)"),
         Node(8, "ImageBatch", {}, 2, 2, "Batch of renders"),
