@@ -6,12 +6,10 @@ import os
 
 import pytest
 import torch
+from helpers import MODEL_NAME
 
 from icm_model.decoder.checkpoint import save_decoder
 from icm_model.random_models import TINY_DECODER, random_backbone, random_decoder
-
-MODEL_NAME = "tiny.safetensors"
-"""The random IconMatting checkpoint the node tests load from models/icon_matting."""
 
 
 @pytest.fixture(scope="session")

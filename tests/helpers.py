@@ -1,4 +1,4 @@
-"""Paths of the reference fixtures in ../shared."""
+"""Shared test helpers: paths of the reference fixtures in ../shared, names the test modules share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+MODEL_NAME = "tiny.safetensors"
+"""The random IconMatting checkpoint the node tests load from models/icon_matting."""
 
 
 def shared_path(env: str, relative: str) -> Path:

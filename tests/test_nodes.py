@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 from comfy_env import pack_module
-from conftest import MODEL_NAME
+from helpers import MODEL_NAME
 
 from icm_model.random_models import random_unet_vae
 
