@@ -389,17 +389,29 @@ def _marks(width: int, height: int, **marks) -> str:
     return json.dumps({"version": 1, "image": {"width": width, "height": height}, **marks})
 
 
-def _prompt_node(node_id: int, marks: str, column: int, row: int, title: str, top_m: int = 8) -> Node:
-    return Node(node_id, "IconMattingReferencePrompt", {"marks": marks, "extension_top_m": top_m}, column, row, title)
+def _prompted_reference(marks: str, title: str, prompt_type: str, top_m: int = 8) -> list[Node]:
+    """Nodes 1-5: the models, the reference image, a Reference Prompt holding ``marks`` and the reference context."""
+    return [
+        *_sd_and_model(),
+        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(4, "IconMattingReferencePrompt", {"marks": marks, "extension_top_m": top_m}, 1, 1, title),
+        _encode(5, prompt_type),
+    ]
+
+
+PROMPTED_REFERENCE_LINKS = [
+    *_sd_links(5),
+    (3, "IMAGE", 4, "reference_image"),
+    (3, "IMAGE", 5, "reference_image"),
+    (4, "reference_prompt", 5, "reference_prompt"),
+]
+"""The links of :func:`_prompted_reference`'s nodes."""
 
 
 def fig10_similarity_maps() -> Workflow:
     marks = _marks(512, 384, points=[{"x": 256, "y": 192, "positive": True}, {"x": 300, "y": 260, "positive": True}])
     nodes = [
-        *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
-        _prompt_node(4, marks, 1, 1, "Clicked points (Reference Prompt)"),
-        _encode(5, "points"),
+        *_prompted_reference(marks, "Clicked points (Reference Prompt)", "points"),
         Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
         Node(8, "PreviewImage", {}, 4, 0, "Inter-similarity"),
@@ -409,10 +421,7 @@ def fig10_similarity_maps() -> Workflow:
         Node(12, "PreviewImage", {}, 6, 1, "Alpha"),
     ]
     links = [
-        *_sd_links(5),
-        (3, "IMAGE", 4, "reference_image"),
-        (3, "IMAGE", 5, "reference_image"),
-        (4, "reference_prompt", 5, "reference_prompt"),
+        *PROMPTED_REFERENCE_LINKS,
         (5, "reference", 7, "reference"),
         (6, "IMAGE", 7, "target_image"),
         (7, "inter_similarity", 8, "images"),
@@ -435,18 +444,12 @@ def scribble_reference() -> Workflow:
         ],
     )  # fmt: skip
     nodes = [
-        *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
-        _prompt_node(4, marks, 1, 1, "Scribbles: object and not the object"),
-        _encode(5, "scribble"),
+        *_prompted_reference(marks, "Scribbles: object and not the object", "scribble"),
         Node(6, "MaskToImage", {}, 2, 1),
         Node(7, "PreviewImage", {}, 3, 1, "Rasterised marks"),
     ]
     links = [
-        *_sd_links(5),
-        (3, "IMAGE", 4, "reference_image"),
-        (3, "IMAGE", 5, "reference_image"),
-        (4, "reference_prompt", 5, "reference_prompt"),
+        *PROMPTED_REFERENCE_LINKS,
         (4, "reference_mask", 6, "mask"),
         (6, "IMAGE", 7, "images"),
     ]
@@ -465,10 +468,7 @@ def correction_rounds() -> Workflow:
         scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}],
     )  # fmt: skip
     nodes = [
-        *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
-        _prompt_node(4, reference_marks, 1, 1, "Box around the object", top_m=0),
-        _encode(5, "box"),
+        *_prompted_reference(reference_marks, "Box around the object", "box", top_m=0),
         Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1, "First run"),
         Node(8, "MattingHead", HEAD_WIDGETS, 4, 1),
@@ -487,10 +487,7 @@ def correction_rounds() -> Workflow:
         Node(14, "SaveImage", {"filename_prefix": "iconmatting/corrected"}, 7, 2, "Corrected cut-out"),
     ]
     links = [
-        *_sd_links(5),
-        (3, "IMAGE", 4, "reference_image"),
-        (3, "IMAGE", 5, "reference_image"),
-        (4, "reference_prompt", 5, "reference_prompt"),
+        *PROMPTED_REFERENCE_LINKS,
         (5, "reference", 7, "reference"),
         (6, "IMAGE", 7, "target_image"),
         (2, "iconmatting_model", 8, "iconmatting_model"),
