@@ -1,7 +1,9 @@
 """A real ComfyUI server for tests: the base directory it runs on, its start and stop, and running prompts on it.
 
-Used by tests/test_comfyui_integration.py (API-format workflows) and tests/browser/ (the frontends). ComfyUI runs as a
-separate process with ``COMFYUI_PYTHON`` (default: this Python) from ``COMFYUI_PATH`` (read-only: everything it
+Used by tests/test_comfyui_integration.py (API-format workflows) and tests/browser/ (the frontends). Every real-ComfyUI
+test runs against each of :data:`COMFYUI_VERSIONS` (test ids name the version): 0.3.64 from ``COMFYUI_PATH`` and 0.33.0
+from ``COMFYUI_033_PATH``. ComfyUI runs as a separate process with ``COMFYUI_PYTHON`` (default: this Python; one
+environment serves both versions, see :class:`ComfyVersion` ``site_env``) from that checkout (read-only: everything it
 writes goes to a temporary ``--base-directory``), on 127.0.0.1. The base directory holds:
 
 - ``custom_nodes/comfyui-iconmatting``: this pack, as a user installs it (a git clone of this repository) when ``CI``
@@ -11,7 +13,7 @@ writes goes to a temporary ``--base-directory``), on 127.0.0.1. The base directo
 - ``models/icon_matting/iconmatting.safetensors``: a random IconMatting decoder matching that checkpoint;
 - ``input/``: the images, masks and video the example workflows name.
 
-Without ``COMFYUI_PATH`` the tests that need a server are skipped, unless ``CI`` is set: then they fail.
+Without a version's checkout the tests that need it are skipped, unless ``CI`` is set: then they fail.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED
+from helpers import shared_path
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -63,11 +65,39 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def comfyui_path() -> Path:
-    """The ComfyUI checkout from ``COMFYUI_PATH`` (skip, or fail in CI, without it)."""
-    path = os.environ.get("COMFYUI_PATH")
+@dataclass(frozen=True)
+class ComfyVersion:
+    """A ComfyUI release the real-ComfyUI tests run against.
+
+    ``path_env`` names the environment variable with its checkout (``comfyui_version.py`` must say ``name``).
+    ``site_env`` optionally names a folder of packages (``pip install --no-deps --target``) that this version's Python
+    imports first (``PYTHONPATH``): the pins of this version that differ from the shared ComfyUI environment (CI
+    installs 0.33.0's requirements and puts 0.3.64's frontend, workflow templates and embedded docs there).
+    """
+
+    name: str
+    path_env: str
+    site_env: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+COMFYUI_VERSIONS = (
+    ComfyVersion("0.3.64", "COMFYUI_PATH", "COMFYUI_SITE"),
+    ComfyVersion("0.33.0", "COMFYUI_033_PATH", "COMFYUI_033_SITE"),
+)
+"""Every version the real-ComfyUI tests run against, oldest first (pytest ids: ``str(version)``)."""
+
+
+def comfyui_path(version: ComfyVersion = COMFYUI_VERSIONS[0]) -> Path:
+    """The checkout of ``version`` (skip, or fail in CI, without it; fail if it is another version)."""
+    path = os.environ.get(version.path_env)
     if not path or not (Path(path) / "main.py").is_file():
-        unavailable("COMFYUI_PATH does not point at a ComfyUI checkout")
+        unavailable(f"{version.path_env} does not point at a ComfyUI {version} checkout")
+    found = (Path(path) / "comfyui_version.py").read_text().split('"')[1]
+    if found != version.name:
+        pytest.fail(f"{version.path_env}={path} is ComfyUI {found}, not {version}")
     return Path(path)
 
 
@@ -75,26 +105,41 @@ def comfy_python() -> str:
     return os.environ.get("COMFYUI_PYTHON", sys.executable)
 
 
-def comfy_run(*args: str) -> None:
-    """Runs tests/comfy_assets.py with ComfyUI's Python."""
-    env = {**os.environ, "COMFYUI_PATH": str(comfyui_path()), "PYTHONDONTWRITEBYTECODE": "1"}
+def comfy_env(version: ComfyVersion) -> dict[str, str]:
+    """The environment of ComfyUI's processes for ``version``: its ``site_env`` folder first on ``PYTHONPATH``."""
+    env = {**os.environ, "COMFYUI_PATH": str(comfyui_path(version)), "PYTHONDONTWRITEBYTECODE": "1"}
+    site = os.environ.get(version.site_env)
+    if site:
+        if not Path(site).is_dir():
+            pytest.fail(f"{version.site_env}={site} is not a folder")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def comfy_run(version: ComfyVersion, *args: str) -> str:
+    """Runs tests/comfy_assets.py with ComfyUI's Python on ``version``; its standard output."""
     result = subprocess.run(
         [comfy_python(), str(Path(__file__).with_name("comfy_assets.py")), *args],
-        env=env,
+        env=comfy_env(version),
         capture_output=True,
         text=True,
         timeout=900,
     )
-    assert result.returncode == 0, f"comfy_assets.py {args[0]} failed:\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"comfy_assets.py {args[0]} on ComfyUI {version} failed:\n{result.stderr[-3000:]}"
+    return result.stdout
 
 
-def small_checkpoint(scratch: Path) -> Path:
-    """The small random SD2.x-v checkpoint, written once into ``ICM_INTEGRATION_CACHE`` (else into ``scratch``)."""
+def small_checkpoint(scratch: Path, version: ComfyVersion = COMFYUI_VERSIONS[0]) -> Path:
+    """The small random SD2.x-v checkpoint, written once (by ``version``) into ``ICM_INTEGRATION_CACHE`` (else into
+    ``scratch``)."""
     cache = Path(os.environ.get("ICM_INTEGRATION_CACHE") or scratch)
     cache.mkdir(parents=True, exist_ok=True)
     small = cache / "sd2_small_vpred.safetensors"
-    if not small.exists():
-        comfy_run("checkpoint", str(small), str(SHARED / "comfy" / "make_sd21_random_ckpt.py"))
+    if not small.exists():  # written aside, then renamed: a concurrent session never reads a partial file
+        partial = small.with_name(f"{small.name}.{os.getpid()}.partial")
+        script = shared_path("ICM_SD21_SCRIPT", "comfy/make_sd21_random_ckpt.py")
+        comfy_run(version, "checkpoint", str(partial), str(script))
+        partial.replace(small)
     return small
 
 
@@ -135,17 +180,23 @@ def _mask(path: Path, width: int, height: int, box: tuple[int, int, int, int]) -
     Image.fromarray(mask).convert("RGB").save(path)
 
 
-def write_base(base: Path, checkpoint: Path) -> None:
-    """A ComfyUI base directory with the pack, both checkpoints and the example workflows' inputs."""
+def write_decoder(path: Path) -> Path:
+    """A random IconMatting decoder matching the small checkpoint (:func:`small_decoder_config`) at ``path``."""
     from icm_model.decoder.checkpoint import save_decoder
     from icm_model.random_models import random_decoder
 
+    save_decoder(random_decoder(small_decoder_config()), path)
+    return path
+
+
+def write_base(base: Path, checkpoint: Path, version: ComfyVersion) -> None:
+    """A ComfyUI base directory with the pack, both checkpoints and the example workflows' inputs."""
     install_pack(base / "custom_nodes")
     checkpoints = base / "models" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / SD_CHECKPOINT).symlink_to(checkpoint)
     (base / "models" / "icon_matting").mkdir(parents=True)
-    save_decoder(random_decoder(small_decoder_config()), base / "models" / "icon_matting" / ICM_CHECKPOINT)
+    write_decoder(base / "models" / "icon_matting" / ICM_CHECKPOINT)
     inputs = base / "input"
     inputs.mkdir()
     _image(inputs / "icm_reference.png", 512, 384, 1)
@@ -155,7 +206,7 @@ def write_base(base: Path, checkpoint: Path) -> None:
     for seed, name in enumerate(["icm_render_1", "icm_render_2"], start=10):
         _image(inputs / f"{name}.png", *RENDER_SIZE, seed)
     _image(inputs / "icm_background.png", 300, 400, 12)
-    comfy_run("video", str(inputs / "icm_video.mp4"))
+    comfy_run(version, "video", str(inputs / "icm_video.mp4"))
     _mask(inputs / "icm_video_mask.png", 192, 128, (48, 32, 96, 64))
     (base / "user").mkdir()
 
@@ -168,9 +219,10 @@ def _free_port() -> int:
 
 @dataclass
 class ComfyServer:
-    """A running ComfyUI: ``url`` (no trailing slash), its ``base`` directory and ``log`` file."""
+    """A running ComfyUI ``version``: ``url`` (no trailing slash), its ``base`` directory and ``log`` file."""
 
     url: str
+    version: ComfyVersion
     base: Path
     log: Path
     process: subprocess.Popen = field(repr=False)
@@ -235,8 +287,10 @@ class ComfyServer:
             self.process.wait(timeout=30)
 
 
-def start_server(base: Path, extra_args: tuple[str, ...] = (), timeout: float = 180.0) -> ComfyServer:
-    """Starts ComfyUI on ``base`` (made by :func:`write_base`) and waits until it answers."""
+def start_server(
+    base: Path, version: ComfyVersion, extra_args: tuple[str, ...] = (), timeout: float = 180.0
+) -> ComfyServer:
+    """Starts ComfyUI ``version`` on ``base`` (made by :func:`write_base`) and waits until it answers."""
     port = _free_port()
     log = base / "comfyui.log"
     with open(log, "w") as out:
@@ -244,24 +298,28 @@ def start_server(base: Path, extra_args: tuple[str, ...] = (), timeout: float = 
             [comfy_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
              "--base-directory", str(base), "--database-url", f"sqlite:///{base}/user/comfyui.db",
              "--disable-auto-launch", *extra_args],
-            cwd=comfyui_path(), stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=comfyui_path(version), stdout=out, stderr=subprocess.STDOUT, env=comfy_env(version),
         )  # fmt: skip
-    server = ComfyServer(f"http://127.0.0.1:{port}", base, log, process)
+    server = ComfyServer(f"http://127.0.0.1:{port}", version, base, log, process)
     deadline = time.time() + timeout
     while time.time() < deadline:
         server.check_alive()
         try:
-            server.get("/system_stats")
-            return server
+            running = server.get("/system_stats")["system"]["comfyui_version"]
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.5)
+            continue
+        if running != version.name:
+            server.stop()
+            pytest.fail(f"ComfyUI {running} answered where {version} was started")
+        return server
     server.stop()
-    pytest.fail(f"ComfyUI did not start within {timeout} s: {server.log_tail()}")
+    pytest.fail(f"ComfyUI {version} did not start within {timeout} s: {server.log_tail()}")
 
 
 FRONTENDS = ("pinned", "current")
-"""``pinned``: the frontend ComfyUI's requirements.txt pins (its default); ``current``: ``ICM_FRONTEND_CURRENT``."""
+"""``pinned``: the frontend the ComfyUI version's requirements.txt pins (its default: 1.27.10 for 0.3.64, 1.49.6 for
+0.33.0); ``current``: ``--front-end-root $ICM_FRONTEND_CURRENT`` (1.58.1)."""
 
 
 def frontend_args(frontend: str) -> tuple[str, ...]:
@@ -274,22 +332,24 @@ def frontend_args(frontend: str) -> tuple[str, ...]:
 
 
 class ComfyServers:
-    """One server per frontend, started on first use against its own base directory, all stopped by :meth:`close`."""
+    """One server per ComfyUI version and frontend, started on first use against its own base directory, all stopped
+    by :meth:`close`."""
 
     def __init__(self, scratch: Path, checkpoint_dir: Path):
         self.scratch, self.checkpoint_dir = scratch, checkpoint_dir
-        self.servers: dict[str, ComfyServer] = {}
+        self.servers: dict[tuple[str, str], ComfyServer] = {}
 
-    def get(self, frontend: str = "pinned") -> ComfyServer:
-        if frontend not in self.servers:
+    def get(self, version: ComfyVersion, frontend: str = "pinned") -> ComfyServer:
+        key = (version.name, frontend)
+        if key not in self.servers:
             args = frontend_args(frontend)
-            comfyui_path()
-            base = self.scratch / f"comfy_{frontend}"
+            comfyui_path(version)
+            base = self.scratch / f"comfy_{version}_{frontend}"
             if base.exists():
-                pytest.fail(f"the {frontend} ComfyUI failed to start earlier in this session (see {base})")
-            write_base(base, small_checkpoint(self.checkpoint_dir))
-            self.servers[frontend] = start_server(base, args)
-        return self.servers[frontend]
+                pytest.fail(f"ComfyUI {version} with the {frontend} frontend failed to start earlier (see {base})")
+            write_base(base, small_checkpoint(self.checkpoint_dir, version), version)
+            self.servers[key] = start_server(base, version, args)
+        return self.servers[key]
 
     def close(self) -> None:
         for server in self.servers.values():

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from comfy_server import COMFYUI_VERSIONS
 from helpers import MODEL_NAME
 
 from icm_model.decoder.checkpoint import save_decoder
@@ -51,18 +52,26 @@ def comfy_sd2(pack):
     return comfy_model(unet), VAE(vae), CLIP(random_prompt_embeds("tiny", seed=0))
 
 
-@pytest.fixture(scope="session")
-def comfy_checkpoint(tmp_path_factory):
-    """The small random SD2.x-v checkpoint ComfyUI writes (tests/comfy_server.py); needs COMFYUI_PATH."""
+@pytest.fixture(scope="module", params=COMFYUI_VERSIONS, ids=str)
+def comfy_version(request):
+    """The ComfyUI release a real-ComfyUI test runs against (tests/comfy_server.py ``COMFYUI_VERSIONS``): every such
+    test runs once per version, its id naming it."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def comfy_checkpoint(tmp_path_factory, comfy_version):
+    """The small random SD2.x-v checkpoint ComfyUI writes (tests/comfy_server.py), the same for every version."""
     from comfy_server import comfyui_path, small_checkpoint
 
-    comfyui_path()
-    return small_checkpoint(tmp_path_factory.getbasetemp() / "checkpoint")
+    comfyui_path(comfy_version)
+    return small_checkpoint(tmp_path_factory.getbasetemp() / "checkpoint", comfy_version)
 
 
 @pytest.fixture(scope="session")
 def comfy_servers(tmp_path_factory):
-    """Real ComfyUI servers, one per frontend, started on first use: ``comfy_servers.get("pinned")``."""
+    """Real ComfyUI servers, one per version and frontend, started on first use:
+    ``comfy_servers.get(comfy_version, "pinned")``."""
     from comfy_server import ComfyServers
 
     servers = ComfyServers(tmp_path_factory.mktemp("comfy"), tmp_path_factory.getbasetemp() / "checkpoint")

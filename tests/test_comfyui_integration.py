@@ -1,7 +1,9 @@
-"""The pack inside a real ComfyUI: import, node schemas, and every API-format example workflow executed.
+"""The pack inside a real ComfyUI: import, node schemas, every API-format example workflow executed, the features
+equal to the diffusers path's, progress and Cancel inside U-Net passes.
 
-Needs COMFYUI_PATH (a ComfyUI checkout) and COMFYUI_PYTHON (its Python; default this one): skipped without them,
-failed in CI. The server and its base directory are tests/comfy_server.py's (the ``comfy_servers`` fixture).
+Every test runs against each ComfyUI version of tests/comfy_server.py (``COMFYUI_VERSIONS``; the id names it): needs
+COMFYUI_PATH (0.3.64), COMFYUI_033_PATH (0.33.0) and COMFYUI_PYTHON (their Python; default this one), skipped without
+them, failed in CI. The servers and their base directories are tests/comfy_server.py's (``comfy_servers``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from comfy_server import PACK_FOLDER, RENDER_SIZE, TARGET_IMAGES, comfy_run
+from comfy_server import ICM_CHECKPOINT, PACK_FOLDER, RENDER_SIZE, TARGET_IMAGES, comfy_run, write_decoder
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -29,11 +31,11 @@ NOT_NODE_NAMES = {"IconMatting"}
 
 
 @pytest.fixture(scope="module")
-def server(comfy_servers):
-    return comfy_servers.get("pinned")
+def server(comfy_servers, comfy_version):
+    return comfy_servers.get(comfy_version, "pinned")
 
 
-def test_comfyui_path_equals_diffusers_single_file_path(comfy_checkpoint, tmp_path):
+def test_comfyui_path_equals_diffusers_single_file_path(comfy_version, comfy_checkpoint, tmp_path):
     """Real ComfyUI (CheckpointLoaderSimple's loader, the pack's patches) against diffusers on the same file."""
     from comfy_assets import feature_inputs
     from safetensors.torch import load_file
@@ -41,7 +43,7 @@ def test_comfyui_path_equals_diffusers_single_file_path(comfy_checkpoint, tmp_pa
     from icm_model.backbone.diffusers_backbone import DiffusersBackbone
     from icm_model.backbone.features import EnsembleFeatureExtractor, EnsembleNoise
 
-    comfy_run("features", str(comfy_checkpoint), str(tmp_path / "comfy.safetensors"))
+    comfy_run(comfy_version, "features", str(comfy_checkpoint), str(tmp_path / "comfy.safetensors"))
     comfy = load_file(tmp_path / "comfy.safetensors")
     images, diffusion = feature_inputs(torch)
     noise = EnsembleNoise(torch.zeros_like(diffusion), diffusion)  # ComfyUI's VAE gives the posterior mode
@@ -58,6 +60,58 @@ def test_comfyui_path_equals_diffusers_single_file_path(comfy_checkpoint, tmp_pa
     for name, value in ours.items():
         scale = float(value.abs().max())
         assert float((value - comfy[name]).abs().max()) < 1e-4 * scale, name  # seen: about 2e-6
+
+
+# --- progress and Cancel inside U-Net passes (tests/comfy_assets.py ``passes``) --------------------------------------
+
+
+def planned(total: int, inside: range) -> list[list]:
+    """One bar moving one step at a time to ``total``: ``[value, total, reported from inside a U-Net pass]``."""
+    return [[value, total, value in inside] for value in range(1, total + 1)]
+
+
+ENCODE_PROGRESS = planned(1 + 19, range(2, 21))
+"""Encode Reference Context, one reference, ensemble 1: the VAE encode, then 12 input + 7 output blocks."""
+SIMILARITY_PROGRESS = planned(1 + 21 + 1, range(2, 23))
+"""In-Context Similarity, one target, ensemble 1: the VAE encode, 21 blocks, the similarity maps."""
+PROGRESS_THROTTLED = {"0.3.64": False, "0.33.0": True}
+"""Whether ComfyUI's ProgressBar drops updates that come within 0.1 s of the last one (``utils.py``; newer than
+0.3.64): the first and the last always pass."""
+INTERRUPT_BASE = {"0.3.64": "Exception", "0.33.0": "BaseException"}
+"""The base class of ComfyUI's InterruptProcessingException (``model_management.py``)."""
+
+
+@pytest.fixture(scope="module")
+def passes(comfy_version, comfy_checkpoint, tmp_path_factory) -> dict:
+    """What tests/comfy_assets.py ``passes`` reports: the pack's nodes run in this ComfyUI with a progress hook."""
+    scratch = tmp_path_factory.mktemp("passes")
+    decoder = write_decoder(scratch / ICM_CHECKPOINT)
+    comfy_run(comfy_version, "passes", str(comfy_checkpoint), str(decoder), str(scratch / "passes.json"))
+    return json.loads((scratch / "passes.json").read_text())
+
+
+@pytest.mark.parametrize(("node", "expected"), [("encode", ENCODE_PROGRESS), ("similarity", SIMILARITY_PROGRESS)])
+def test_progress_moves_within_passes_and_is_full_only_at_the_end(passes, comfy_version, node, expected):
+    # A hook that waits out the throttle sees every block's update.
+    assert passes[node]["waiting"] == expected
+    fast = passes[node]["fast"]  # a hook that returns at once, as ComfyUI's own
+    if not PROGRESS_THROTTLED[comfy_version.name]:
+        assert fast == expected
+    else:  # some updates dropped, never reordered or invented; the first and the full bar always arrive
+        assert fast[0] == expected[0] and fast[-1] == expected[-1]
+        assert [update for update in expected if update in fast] == fast
+
+
+def test_cancel_inside_a_pass_leaves_the_model_untouched(passes, comfy_version):
+    cancel = passes["cancel"]
+    assert cancel["raised"] and passes["interrupt_base"] == INTERRUPT_BASE[comfy_version.name]
+    assert cancel["updates"] == SIMILARITY_PROGRESS[:6]  # Cancel pressed after input block 4 ...
+    assert "input_blocks.4" in cancel["blocks"] and "input_blocks.5" not in cancel["blocks"]  # ... stops before 5
+    assert cancel["cleared"]
+    assert passes["untouched"] == {"weights": True, "model_options": True, "patches": True, "similarity": True}
+
+
+# --- the server ------------------------------------------------------------------------------------------------------
 
 
 def test_pack_imports_cleanly(server):

@@ -1,7 +1,8 @@
-"""Browser fixtures: ``frontend`` x ``vue_nodes`` parametrise every test that uses ``comfy`` (or ``page``).
+"""Browser fixtures: ``comfy_version`` (tests/conftest.py) x ``frontend`` x ``vue_nodes`` parametrise every test that
+uses ``comfy`` (or ``page``).
 
-See tests/browser/README.md. Skipped without COMFYUI_PATH, ICM_FRONTEND_CURRENT (for "current"), playwright or
-chromium; failed instead when CI is set.
+See tests/browser/README.md. Skipped without COMFYUI_PATH / COMFYUI_033_PATH, ICM_FRONTEND_CURRENT (for "current"),
+playwright or chromium; failed instead when CI is set.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def vue_nodes(request) -> bool:
 
 
 @pytest.fixture
-def server(comfy_servers, frontend):
-    """The ComfyServer (tests/comfy_server.py) serving ``frontend``; started once per session."""
-    return comfy_servers.get(frontend)
+def server(comfy_servers, comfy_version, frontend):
+    """The ComfyServer (tests/comfy_server.py) of ``comfy_version`` serving ``frontend``; started once per session."""
+    return comfy_servers.get(comfy_version, frontend)
 
 
 @pytest.fixture
