@@ -72,6 +72,8 @@ class ComfyPage:
     errors: list[ConsoleEntry] = field(default_factory=list)
     scripts: dict[str, int] = field(default_factory=dict)
     """URL path -> HTTP status of every script of this pack the page fetched."""
+    frontend_version: str = ""
+    """The version the loaded frontend reports (``window.__COMFYUI_FRONTEND_VERSION__``), e.g. ``"1.49.6"``."""
 
     def evaluate(self, script: str, arg=None):
         """Runs a JS function expression (``"(arg) => ..."``) in the page; ``app`` is ``window.app``."""
@@ -197,6 +199,7 @@ def open_page(
             timeout=60_000,
         )
         page.wait_for_timeout(1000)
+        comfy.frontend_version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
         yield comfy
     finally:
         context.close()

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent), str(HERE.parents[1])]
 
 from comfy_page import ComfyPage, launch_browser, open_page  # noqa: E402
-from comfy_server import FRONTENDS, ComfyServers  # noqa: E402
+from comfy_server import COMFYUI_VERSIONS, FRONTENDS, ComfyServers  # noqa: E402
 from PIL import Image  # noqa: E402
 
 PACK_ROOT = HERE.parents[1]
@@ -76,7 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         servers = ComfyServers(Path(scratch), Path(scratch) / "checkpoint")
         try:
-            server = servers.get(args.frontend)
+            server = servers.get(COMFYUI_VERSIONS[0], args.frontend)
             outputs = {workflow.stem: run_outputs(server, workflow.stem) for workflow in workflows}
             with launch_browser() as browser:
                 for vue_nodes, suffix in ((False, ""), (True, "_nodes2")):

@@ -1,14 +1,32 @@
-"""The pack's frontend extension in both frontends and both render modes; the example workflows load."""
+"""The pack's frontend extension in each ComfyUI version's frontends and both render modes; the example workflows
+load."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from comfy_server import PACK_FOLDER
+from comfy_server import PACK_FOLDER, comfyui_path
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "example_workflows").glob("*.json"))
+
+
+def pinned_frontend(comfy) -> str:
+    """The frontend version the ComfyUI version's requirements.txt pins."""
+    requirements = (comfyui_path(comfy.server.version) / "requirements.txt").read_text()
+    return re.search(r"^comfyui-frontend-package==(\S+)$", requirements, re.MULTILINE)[1]
+
+
+def test_the_frontend_is_the_one_asked_for(comfy):
+    """``pinned`` serves what the ComfyUI version pins (1.27.10, 1.49.6), ``current`` a newer one (1.58.1)."""
+    pinned = pinned_frontend(comfy)
+    if comfy.frontend == "pinned":
+        assert comfy.frontend_version == pinned
+    else:
+        numbers = [tuple(map(int, v.split("."))) for v in (comfy.frontend_version, pinned)]
+        assert numbers[0] > numbers[1], (comfy.frontend_version, pinned)
 
 
 def test_extension_loads(comfy):
