@@ -19,6 +19,7 @@ def pinned_frontend(comfy) -> str:
     return re.search(r"^comfyui-frontend-package==(\S+)$", requirements, re.MULTILINE)[1]
 
 
+@pytest.mark.parametrize("vue_nodes", [False])
 def test_the_frontend_is_the_one_asked_for(comfy):
     """``pinned`` serves what the ComfyUI version pins (1.27.10, 1.49.6), ``current`` a newer one (1.58.1)."""
     pinned = pinned_frontend(comfy)
