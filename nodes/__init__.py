@@ -1,6 +1,7 @@
 """The ComfyUI nodes of the pack: the only code that imports ComfyUI."""
 
 from .compositing_nodes import IconMattingComposite
+from .example_inputs import copy_example_inputs
 from .matting_nodes import IconMattingApplyAlpha, InContextSimilarity, MattingHead
 from .metrics_nodes import IconMattingMetrics
 from .model_nodes import LoadIconMattingModel, register_model_folder
@@ -15,6 +16,7 @@ from .video_batch_nodes import IconMattingVideoBatchManager
 from .video_nodes import VideoInContextMatte
 
 register_model_folder()
+copy_example_inputs()
 
 # Node ids are saved in users' workflows: never rename one.
 NODE_CLASS_MAPPINGS = {

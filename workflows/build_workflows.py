@@ -20,6 +20,10 @@ PACK_ROOT = Path(__file__).resolve().parents[1]
 UI_FOLDER, API_FOLDER = PACK_ROOT / "example_workflows", PACK_ROOT / "workflows" / "api"
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
+EXAMPLE = "iconmatting/"
+"""The pack copies example_inputs/ into ComfyUI's input/iconmatting/ (nodes/example_inputs.py): the templates name them."""
+PHOTO_SIZE = (451, 300)
+"""chelsea.jpg, the reference photo the marks are drawn on."""
 SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}
 """Node types with an INT named ``seed``: the frontend stores a control_after_generate value after it."""
 
@@ -315,7 +319,7 @@ def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encod
     """LoadImage -> In-Context Similarity -> Matting Head -> SaveImage (RGBA), on one row below the reference."""
     load, similarity, head, save = first_id, first_id + 1, first_id + 2, first_id + 3
     nodes = [
-        Node(load, "LoadImage", {"image": target_image}, 2, row + 1, f"Target {target_image}"),
+        Node(load, "LoadImage", {"image": EXAMPLE + target_image}, 2, row + 1, f"Target {target_image}"),
         Node(similarity, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, row + 1),
         Node(head, "MattingHead", HEAD_WIDGETS, 4, row + 1),
         Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row + 1),
@@ -334,11 +338,11 @@ def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encod
 def _masked_reference() -> list[Node]:
     """Nodes 3-5: the reference image, its mask file (white = object) and the reference context encoded from them."""
     return [
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(3, "LoadImage", {"image": EXAMPLE + "chelsea.jpg"}, 1, 0, "Reference image"),
         Node(
             4,
             "LoadImageMask",
-            {"image": "icm_reference_mask.png", "channel": "red"},
+            {"image": EXAMPLE + "chelsea_mask.png", "channel": "red"},
             1,
             1,
             "Reference mask (white = object)",
@@ -353,7 +357,7 @@ def fig1_one_reference_many_domains() -> Workflow:
         *_masked_reference(),
     ]
     links = [*_sd_links(5), (3, "IMAGE", 5, "reference_image"), (4, "MASK", 5, "reference_mask")]
-    for i, target in enumerate(["icm_target_photo.png", "icm_target_painting.png", "icm_target_render.png"]):
+    for i, target in enumerate(["chelsea_mirrored.jpg", "coffee.jpg", "astronaut.jpg"]):
         branch_nodes, branch_links = _matte_branch(10 + 4 * i, target, i, f"iconmatting/fig1_{i}", 5)
         nodes += branch_nodes
         links += branch_links
@@ -363,9 +367,9 @@ def fig1_one_reference_many_domains() -> Workflow:
 def fig8_same_instance_other_views() -> Workflow:
     nodes = [
         *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_instance_view1.png"}, 1, 0, "Reference view"),
+        Node(3, "LoadImage", {"image": EXAMPLE + "chelsea.jpg"}, 1, 0, "Reference view"),
         Node(
-            4, "IconMattingBoxToMask", {"x": 160, "y": 96, "width": 320, "height": 384}, 1, 1, "Box around the instance"
+            4, "IconMattingBoxToMask", {"x": 20, "y": 0, "width": 330, "height": 300}, 1, 1, "Box around the instance"
         ),
         _encode(5, "box"),
     ]
@@ -375,7 +379,7 @@ def fig8_same_instance_other_views() -> Workflow:
         (3, "IMAGE", 5, "reference_image"),
         (4, "reference_mask", 5, "reference_mask"),
     ]
-    for i, target in enumerate(["icm_instance_view2.png", "icm_instance_view3.png"]):
+    for i, target in enumerate(["chelsea_mirrored.jpg", "chelsea_closeup.jpg"]):
         branch_nodes, branch_links = _matte_branch(10 + 4 * i, target, i, f"iconmatting/fig8_{i}", 5)
         nodes += branch_nodes
         links += branch_links
@@ -393,7 +397,7 @@ def _prompted_reference(marks: str, title: str, prompt_type: str, top_m: int = 8
     """Nodes 1-5: the models, the reference image, a Reference Prompt holding ``marks`` and the reference context."""
     return [
         *_sd_and_model(),
-        Node(3, "LoadImage", {"image": "icm_reference.png"}, 1, 0, "Reference image"),
+        Node(3, "LoadImage", {"image": EXAMPLE + "chelsea.jpg"}, 1, 0, "Reference image"),
         Node(4, "IconMattingReferencePrompt", {"marks": marks, "extension_top_m": top_m}, 1, 1, title),
         _encode(5, prompt_type),
     ]
@@ -409,10 +413,10 @@ PROMPTED_REFERENCE_LINKS = [
 
 
 def fig10_similarity_maps() -> Workflow:
-    marks = _marks(512, 384, points=[{"x": 256, "y": 192, "positive": True}, {"x": 300, "y": 260, "positive": True}])
+    marks = _marks(*PHOTO_SIZE, points=[{"x": 170, "y": 110, "positive": True}, {"x": 260, "y": 240, "positive": True}])
     nodes = [
         *_prompted_reference(marks, "Clicked points (Reference Prompt)", "points"),
-        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
+        Node(6, "LoadImage", {"image": EXAMPLE + "chelsea_mirrored.jpg"}, 2, 1, "Target"),
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
         Node(8, "PreviewImage", {}, 4, 0, "Inter-similarity"),
         Node(9, "PreviewImage", {}, 5, 0, "Intra-similarity"),
@@ -437,10 +441,10 @@ def fig10_similarity_maps() -> Workflow:
 
 def scribble_reference() -> Workflow:
     marks = _marks(
-        512, 384,
+        *PHOTO_SIZE,
         scribbles=[
-            {"points": [[200, 150], [260, 190], [330, 230]], "width": 16, "positive": True},
-            {"points": [[40, 340], [160, 350]], "width": 24, "positive": False},
+            {"points": [[120, 120], [200, 170], [280, 200]], "width": 16, "positive": True},
+            {"points": [[420, 60], [430, 260]], "width": 24, "positive": False},
         ],
     )  # fmt: skip
     nodes = [
@@ -453,7 +457,7 @@ def scribble_reference() -> Workflow:
         (4, "reference_mask", 6, "mask"),
         (6, "IMAGE", 7, "images"),
     ]
-    branch_nodes, branch_links = _matte_branch(10, "icm_target_painting.png", 1, "iconmatting/scribble", 5)
+    branch_nodes, branch_links = _matte_branch(10, "chelsea_mirrored.jpg", 1, "iconmatting/scribble", 5)
     return Workflow(
         "scribble_reference", "Scribbles on the reference (reference-prompt extension)", nodes + branch_nodes,
         links + branch_links,
@@ -461,15 +465,15 @@ def scribble_reference() -> Workflow:
 
 
 def correction_rounds() -> Workflow:
-    reference_marks = _marks(512, 384, boxes=[{"x": 160, "y": 96, "width": 240, "height": 200, "positive": True}])
+    reference_marks = _marks(*PHOTO_SIZE, boxes=[{"x": 40, "y": 20, "width": 280, "height": 260, "positive": True}])
     correction_marks = _marks(
-        432, 416,
-        points=[{"x": 216, "y": 208, "positive": True}],
-        scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}],
+        *PHOTO_SIZE,
+        points=[{"x": 240, "y": 150, "positive": True}],
+        scribbles=[{"points": [[20, 60], [20, 250]], "width": 16, "positive": False}],
     )  # fmt: skip
     nodes = [
         *_prompted_reference(reference_marks, "Box around the object", "box", top_m=0),
-        Node(6, "LoadImage", {"image": "icm_target_photo.png"}, 2, 1, "Target"),
+        Node(6, "LoadImage", {"image": EXAMPLE + "chelsea_mirrored.jpg"}, 2, 1, "Target"),
         Node(7, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1, "First run"),
         Node(8, "MattingHead", HEAD_WIDGETS, 4, 1),
         Node(9, "MaskToImage", {}, 5, 1),
@@ -518,12 +522,12 @@ def _video_inputs(matte: int) -> tuple[list[Node], list[tuple[int, str, int, str
     the Video In-Context Matte node ``matte``."""
     nodes = [
         *_sd_and_model(),
-        Node(3, "LoadVideo", {"file": "icm_video.mp4"}, 1, 0, "Video"),
+        Node(3, "LoadVideo", {"file": EXAMPLE + "chelsea_pan.mp4"}, 1, 0, "Video"),
         Node(4, "GetVideoComponents", {}, 2, 0),
         Node(
             5,
             "LoadImageMask",
-            {"image": "icm_video_mask.png", "channel": "red"},
+            {"image": EXAMPLE + "chelsea_pan_mask.png", "channel": "red"},
             1,
             1,
             "Mask of frame 0 (white = object)",
@@ -562,12 +566,12 @@ def composite_renders_over_background() -> Workflow:
     nodes = [
         *_sd_and_model(),
         *_masked_reference(),
-        Node(6, "LoadImage", {"image": "icm_render_1.png"}, 0, 2, "Render 1"),
-        Node(7, "LoadImage", {"image": "icm_render_2.png"}, 1, 2, "Render 2 (same size)"),
+        Node(6, "LoadImage", {"image": EXAMPLE + "chelsea.jpg"}, 0, 2, "Render 1"),
+        Node(7, "LoadImage", {"image": EXAMPLE + "chelsea_mirrored.jpg"}, 1, 2, "Render 2 (same size)"),
         Node(8, "ImageBatch", {}, 2, 2, "Batch of renders"),
         Node(9, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 1),
         Node(10, "MattingHead", HEAD_WIDGETS, 4, 1),
-        Node(11, "LoadImage", {"image": "icm_background.png"}, 4, 2, "New background (any size)"),
+        Node(11, "LoadImage", {"image": EXAMPLE + "coffee.jpg"}, 4, 2, "New background (any size)"),
         Node(
             12,
             "IconMattingComposite",

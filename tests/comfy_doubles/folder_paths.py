@@ -6,10 +6,15 @@ supported_pt_extensions = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors
 models_dir = os.environ.get("ICM_TEST_MODELS_DIR", os.path.join(os.getcwd(), "models"))
 folder_names_and_paths: dict = {}
 temp_directory = os.path.join(os.path.dirname(models_dir), "temp")
+input_directory = os.path.join(os.path.dirname(models_dir), "input")
 
 
 def get_temp_directory():
     return temp_directory
+
+
+def get_input_directory():
+    return input_directory
 
 
 def add_model_folder_path(folder_name, full_folder_path, is_default=False):
