@@ -332,23 +332,30 @@ def frontend_args(frontend: str) -> tuple[str, ...]:
 
 
 class ComfyServers:
-    """One server per ComfyUI version and frontend, started on first use against its own base directory, all stopped
-    by :meth:`close`."""
+    """One server per ComfyUI version and frontend, started on first use against its own base directory; asking for
+    another version stops the running ones (one version's servers at a time keeps memory low); :meth:`close` stops
+    all."""
 
     def __init__(self, scratch: Path, checkpoint_dir: Path):
         self.scratch, self.checkpoint_dir = scratch, checkpoint_dir
         self.servers: dict[tuple[str, str], ComfyServer] = {}
+        self.failed: set[tuple[str, str]] = set()
 
     def get(self, version: ComfyVersion, frontend: str = "pinned") -> ComfyServer:
         key = (version.name, frontend)
         if key not in self.servers:
             args = frontend_args(frontend)
             comfyui_path(version)
+            if key in self.failed:
+                pytest.fail(f"ComfyUI {version} with the {frontend} frontend failed to start earlier in this session")
+            for other in [k for k in self.servers if k[0] != version.name]:
+                self.servers.pop(other).stop()
             base = self.scratch / f"comfy_{version}_{frontend}"
-            if base.exists():
-                pytest.fail(f"ComfyUI {version} with the {frontend} frontend failed to start earlier (see {base})")
-            write_base(base, small_checkpoint(self.checkpoint_dir, version), version)
+            if not base.exists():
+                write_base(base, small_checkpoint(self.checkpoint_dir, version), version)
+            self.failed.add(key)
             self.servers[key] = start_server(base, version, args)
+            self.failed.discard(key)
         return self.servers[key]
 
     def close(self) -> None:
