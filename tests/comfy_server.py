@@ -251,7 +251,10 @@ class ComfyServer:
         """The history entry of ``prompt_id`` once it completed (successfully or not)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            history = self.get(f"/history/{prompt_id}")
+            try:
+                history = self.get(f"/history/{prompt_id}")
+            except (urllib.error.URLError, TimeoutError, ConnectionError):
+                history = {}  # a busy server (a run in progress, a loaded machine) answers the next poll
             if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
                 return history[prompt_id]
             self.check_alive()
@@ -288,7 +291,7 @@ class ComfyServer:
 
 
 def start_server(
-    base: Path, version: ComfyVersion, extra_args: tuple[str, ...] = (), timeout: float = 180.0
+    base: Path, version: ComfyVersion, extra_args: tuple[str, ...] = (), timeout: float = 600.0
 ) -> ComfyServer:
     """Starts ComfyUI ``version`` on ``base`` (made by :func:`write_base`) and waits until it answers."""
     port = _free_port()
@@ -306,7 +309,7 @@ def start_server(
         server.check_alive()
         try:
             running = server.get("/system_stats")["system"]["comfyui_version"]
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
             time.sleep(0.5)
             continue
         if running != version.name:
