@@ -189,7 +189,7 @@ def write_decoder(path: Path) -> Path:
     return path
 
 
-def write_base(base: Path, checkpoint: Path, version: ComfyVersion) -> None:
+def write_base(base: Path, checkpoint: Path, version: ComfyVersion = COMFYUI_VERSIONS[0]) -> None:
     """A ComfyUI base directory with the pack, both checkpoints and the example workflows' inputs."""
     install_pack(base / "custom_nodes")
     checkpoints = base / "models" / "checkpoints"
@@ -291,7 +291,7 @@ class ComfyServer:
 
 
 def start_server(
-    base: Path, version: ComfyVersion, extra_args: tuple[str, ...] = (), timeout: float = 600.0
+    base: Path, version: ComfyVersion = COMFYUI_VERSIONS[0], extra_args: tuple[str, ...] = (), timeout: float = 600.0
 ) -> ComfyServer:
     """Starts ComfyUI ``version`` on ``base`` (made by :func:`write_base`) and waits until it answers."""
     port = _free_port()
