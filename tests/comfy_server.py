@@ -189,7 +189,7 @@ def write_decoder(path: Path) -> Path:
     return path
 
 
-def write_base(base: Path, checkpoint: Path, version: ComfyVersion) -> None:
+def write_base(base: Path, checkpoint: Path, version: ComfyVersion = COMFYUI_VERSIONS[0]) -> None:
     """A ComfyUI base directory with the pack, both checkpoints and the example workflows' inputs."""
     install_pack(base / "custom_nodes")
     checkpoints = base / "models" / "checkpoints"
@@ -251,7 +251,10 @@ class ComfyServer:
         """The history entry of ``prompt_id`` once it completed (successfully or not)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            history = self.get(f"/history/{prompt_id}")
+            try:
+                history = self.get(f"/history/{prompt_id}")
+            except (urllib.error.URLError, TimeoutError, ConnectionError):
+                history = {}  # a busy server (a run in progress, a loaded machine) answers the next poll
             if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
                 return history[prompt_id]
             self.check_alive()
@@ -288,7 +291,7 @@ class ComfyServer:
 
 
 def start_server(
-    base: Path, version: ComfyVersion, extra_args: tuple[str, ...] = (), timeout: float = 180.0
+    base: Path, version: ComfyVersion = COMFYUI_VERSIONS[0], extra_args: tuple[str, ...] = (), timeout: float = 600.0
 ) -> ComfyServer:
     """Starts ComfyUI ``version`` on ``base`` (made by :func:`write_base`) and waits until it answers."""
     port = _free_port()
@@ -306,7 +309,7 @@ def start_server(
         server.check_alive()
         try:
             running = server.get("/system_stats")["system"]["comfyui_version"]
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
             time.sleep(0.5)
             continue
         if running != version.name:
@@ -332,23 +335,30 @@ def frontend_args(frontend: str) -> tuple[str, ...]:
 
 
 class ComfyServers:
-    """One server per ComfyUI version and frontend, started on first use against its own base directory, all stopped
-    by :meth:`close`."""
+    """One server per ComfyUI version and frontend, started on first use against its own base directory; asking for
+    another version stops the running ones (one version's servers at a time keeps memory low); :meth:`close` stops
+    all."""
 
     def __init__(self, scratch: Path, checkpoint_dir: Path):
         self.scratch, self.checkpoint_dir = scratch, checkpoint_dir
         self.servers: dict[tuple[str, str], ComfyServer] = {}
+        self.failed: set[tuple[str, str]] = set()
 
     def get(self, version: ComfyVersion, frontend: str = "pinned") -> ComfyServer:
         key = (version.name, frontend)
         if key not in self.servers:
             args = frontend_args(frontend)
             comfyui_path(version)
+            if key in self.failed:
+                pytest.fail(f"ComfyUI {version} with the {frontend} frontend failed to start earlier in this session")
+            for other in [k for k in self.servers if k[0] != version.name]:
+                self.servers.pop(other).stop()
             base = self.scratch / f"comfy_{version}_{frontend}"
-            if base.exists():
-                pytest.fail(f"ComfyUI {version} with the {frontend} frontend failed to start earlier (see {base})")
-            write_base(base, small_checkpoint(self.checkpoint_dir, version), version)
+            if not base.exists():
+                write_base(base, small_checkpoint(self.checkpoint_dir, version), version)
+            self.failed.add(key)
             self.servers[key] = start_server(base, version, args)
+            self.failed.discard(key)
         return self.servers[key]
 
     def close(self) -> None:

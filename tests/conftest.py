@@ -52,10 +52,11 @@ def comfy_sd2(pack):
     return comfy_model(unet), VAE(vae), CLIP(random_prompt_embeds("tiny", seed=0))
 
 
-@pytest.fixture(scope="module", params=COMFYUI_VERSIONS, ids=str)
+@pytest.fixture(scope="session", params=COMFYUI_VERSIONS, ids=str)
 def comfy_version(request):
     """The ComfyUI release a real-ComfyUI test runs against (tests/comfy_server.py ``COMFYUI_VERSIONS``): every such
-    test runs once per version, its id naming it."""
+    test runs once per version, its id naming it. Session scope: pytest runs all tests of one version before the next,
+    so only one version's servers run at a time (``ComfyServers.get`` stops the others)."""
     return request.param
 
 
