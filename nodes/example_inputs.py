@@ -10,7 +10,7 @@ import folder_paths
 
 EXAMPLE_INPUTS = Path(__file__).resolve().parents[1] / "example_inputs"
 INPUT_SUBFOLDER = "iconmatting"
-"""The templates name the files as ``iconmatting/<file>`` (LoadImage, LoadImageMask and LoadVideo accept a subfolder)."""
+"""The templates name them ``iconmatting/<file>`` (LoadImage, LoadImageMask and LoadVideo accept a subfolder)."""
 SUFFIXES = {".jpg", ".png", ".mp4"}
 
 

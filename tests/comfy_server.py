@@ -11,7 +11,8 @@ writes goes to a temporary ``--base-directory``), on 127.0.0.1. The base directo
 - ``models/checkpoints/v2-1_768-ema-pruned.safetensors``: a small random SD2.x-v checkpoint that ComfyUI itself
   writes (tests/comfy_assets.py; ``ICM_INTEGRATION_CACHE`` keeps the 1 GB file between runs);
 - ``models/icon_matting/iconmatting.safetensors``: a random IconMatting decoder matching that checkpoint;
-- ``input/``: the images, masks and video the example workflows name.
+- ``input/``: a few images the browser tests name; the example workflows' inputs are the pack's own, copied into
+  ``input/iconmatting/`` when the pack is imported (nodes/example_inputs.py).
 
 Without a version's checkout the tests that need it are skipped, unless ``CI`` is set: then they fail.
 """
@@ -39,23 +40,6 @@ PACK_FOLDER = "comfyui-iconmatting"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
-TARGET_IMAGES = {
-    name: (512 - 40 * seed, 384 + 16 * seed)
-    for seed, name in enumerate(
-        [
-            "icm_target_photo",
-            "icm_target_painting",
-            "icm_target_render",
-            "icm_instance_view1",
-            "icm_instance_view2",
-            "icm_instance_view3",
-        ],
-        start=2,
-    )
-}
-"""Input image name -> (width, height): every target has its own size and aspect ratio."""
-RENDER_SIZE = (1024, 640)
-"""(width, height) of the batch of renders the compositing workflow mattes: larger than the 768 canvas."""
 
 
 def unavailable(reason: str) -> None:
@@ -197,17 +181,12 @@ def write_base(base: Path, checkpoint: Path, version: ComfyVersion = COMFYUI_VER
     (checkpoints / SD_CHECKPOINT).symlink_to(checkpoint)
     (base / "models" / "icon_matting").mkdir(parents=True)
     write_decoder(base / "models" / "icon_matting" / ICM_CHECKPOINT)
-    inputs = base / "input"
+    inputs = base / "input"  # the templates' own inputs: the pack copies them into input/iconmatting/ at import
     inputs.mkdir()
-    _image(inputs / "icm_reference.png", 512, 384, 1)
+    _image(inputs / "icm_reference.png", 512, 384, 1)  # these four serve the browser tests
     _mask(inputs / "icm_reference_mask.png", 512, 384, (160, 96, 240, 200))
-    for seed, (name, (width, height)) in enumerate(TARGET_IMAGES.items(), start=2):
-        _image(inputs / f"{name}.png", width, height, seed)
-    for seed, name in enumerate(["icm_render_1", "icm_render_2"], start=10):
-        _image(inputs / f"{name}.png", *RENDER_SIZE, seed)
-    _image(inputs / "icm_background.png", 300, 400, 12)
+    _image(inputs / "icm_target_photo.png", 472, 416, 2)
     comfy_run(version, "video", str(inputs / "icm_video.mp4"))
-    _mask(inputs / "icm_video_mask.png", 192, 128, (48, 32, 96, 64))
     (base / "user").mkdir()
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from comfy_server import ICM_CHECKPOINT, PACK_FOLDER, RENDER_SIZE, TARGET_IMAGES, comfy_run, write_decoder
+from comfy_server import ICM_CHECKPOINT, PACK_FOLDER, comfy_run, write_decoder
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 API_WORKFLOWS = PACK_ROOT / "workflows" / "api"
+EXAMPLE_INPUTS = PACK_ROOT / "example_inputs"
 OUR_NODES = (
     "LoadIconMattingModel",
     "EncodeReferenceContext",
@@ -167,13 +168,13 @@ def test_workflow_runs(server, name):
         assert server.output_file(item).is_file(), item
     if name.startswith("fig1_"):  # three RGBA cut-outs, each at its own target's full size
         images = [Image.open(server.output_file(item)) for item in files]
-        targets = ("icm_target_photo", "icm_target_painting", "icm_target_render")
-        assert {image.size for image in images} == {TARGET_IMAGES[target] for target in targets}
+        targets = ("chelsea_mirrored.jpg", "coffee.jpg", "astronaut.jpg")
+        assert {image.size for image in images} == {Image.open(EXAMPLE_INPUTS / target).size for target in targets}
         assert all(image.mode == "RGBA" for image in images)
     if name.startswith("composite_"):  # two transparent cut-outs and two opaque composites at the renders' size
         images = [Image.open(server.output_file(item)) for item in files]
         assert sorted(image.mode for image in images) == ["RGB", "RGB", "RGBA", "RGBA"]
-        assert {image.size for image in images} == {RENDER_SIZE}
+        assert {image.size for image in images} == {Image.open(EXAMPLE_INPUTS / "chelsea.jpg").size}
     if name.startswith("video_matte_image_sequences"):  # the whole 4-frame test video in one batch: 4 + 4 PNGs
         assert [Image.open(server.output_file(item)).size for item in files] == [(192, 128)] * 8
 

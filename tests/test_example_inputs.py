@@ -43,7 +43,8 @@ def test_templates_name_only_shipped_inputs(folder):
         nodes = graph["nodes"] if "nodes" in graph else [{"type": n["class_type"], **n} for n in graph.values()]
         for node in nodes:
             if node["type"] in FILE_WIDGETS:
-                value = node["widgets_values"][0] if "widgets_values" in node else node["inputs"][FILE_WIDGETS[node["type"]]]
+                ui = "widgets_values" in node
+                value = node["widgets_values"][0] if ui else node["inputs"][FILE_WIDGETS[node["type"]]]
                 assert value.startswith("iconmatting/") and value.split("/", 1)[1] in SHIPPED, (path.name, value)
 
 

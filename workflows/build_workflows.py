@@ -21,7 +21,7 @@ UI_FOLDER, API_FOLDER = PACK_ROOT / "example_workflows", PACK_ROOT / "workflows"
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
 EXAMPLE = "iconmatting/"
-"""The pack copies example_inputs/ into ComfyUI's input/iconmatting/ (nodes/example_inputs.py): the templates name them."""
+"""The pack copies example_inputs/ into ComfyUI's input/iconmatting/ (nodes/example_inputs.py); templates name them."""
 PHOTO_SIZE = (451, 300)
 """chelsea.jpg, the reference photo the marks are drawn on."""
 SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}
