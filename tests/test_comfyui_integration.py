@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -197,3 +198,27 @@ def test_video_batches_across_runs(server):
     assert "kept from frame 2" in runs[1]["outputs"][matte]["text"][0]
     saved = [sum(len(output.get("images", [])) for output in run["outputs"].values()) for run in runs]
     assert saved == [6, 2]  # alpha and composite of 3 frames, then of the last one
+
+
+def test_templates_inputs_are_the_packs_own_photos(server):
+    """The pack copied its example inputs into input/iconmatting/ at import; the test harness wrote none of them,
+    so test_workflow_runs runs the templates on what a fresh ComfyUI has after installing the pack."""
+    copied = sorted(p.name for p in (server.base / "input" / "iconmatting").iterdir())
+    assert copied == sorted(p.name for p in EXAMPLE_INPUTS.iterdir() if p.suffix in {".jpg", ".png", ".mp4"})
+
+
+def test_subgraph_blueprints_are_listed_or_ignored_cleanly(server):
+    """0.33.0 lists subgraphs/*.json as global subgraphs (the node library's blueprints); 0.3.64 has no such route
+    and neither reads the folder nor logs anything about it."""
+    blueprints = sorted(p.stem for p in (PACK_ROOT / "subgraphs").glob("*.json"))
+    if str(server.version) == "0.3.64":
+        assert not [line for line in server.log.read_text().splitlines() if "subgraph" in line.lower()]
+        with pytest.raises(urllib.error.HTTPError):
+            server.get("/global_subgraphs")
+        return
+    listed = {key: entry for key, entry in server.get("/global_subgraphs").items() if entry["source"] == "custom_node"}
+    assert sorted(entry["name"] for entry in listed.values()) == blueprints
+    assert {entry["info"]["node_pack"] for entry in listed.values()} == {f"custom_nodes.{PACK_FOLDER}"}
+    for key, entry in listed.items():
+        data = json.loads(server.get(f"/global_subgraphs/{key}")["data"])
+        assert data == json.loads((PACK_ROOT / "subgraphs" / f"{entry['name']}.json").read_text())
