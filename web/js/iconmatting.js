@@ -6,7 +6,9 @@
 // - seeds start "fixed" on new nodes, so running again reuses the encoded reference and gives the same matte;
 //   loaded workflows keep the value they saved.
 // - new nodes are wide enough for their title.
+// Nodes inside subgraphs get all three (ComfyUI calls onExecuted on them; kept outputs are found by execution id).
 import { app } from "../../scripts/app.js";
+import { nodeByExecutionId } from "./graph_nodes.js";
 
 const PACK_MODULE = `custom_nodes.${decodeURIComponent(new URL(import.meta.url).pathname.split("/")[2])}`;
 const REPORT = "iconmatting_report";
@@ -116,10 +118,12 @@ app.registerExtension({
     fitTitle(node);
   },
   // Re-opening a workflow tab (or loading a queue item's outputs) re-creates the nodes without calling onExecuted;
-  // the frontend then hands back the outputs it kept for that workflow here.
+  // the frontend then hands back the outputs it kept for that workflow here, keyed by execution id (nodes inside
+  // subgraphs included).
   onNodeOutputsUpdated(nodeOutputs) {
-    for (const node of app.graph?.nodes ?? []) {
-      if (isOurs(node)) showReport(node, nodeOutputs?.[String(node.id)]?.text);
+    for (const [executionId, output] of Object.entries(nodeOutputs ?? {})) {
+      const node = nodeByExecutionId(app, executionId);
+      if (isOurs(node)) showReport(node, output?.text);
     }
   },
 });

@@ -5,6 +5,7 @@
 import { api } from "../../scripts/api.js";
 import { app } from "../../scripts/app.js";
 import { MarkEditor } from "./editor/mark_editor.js";
+import { inputOrigin, nodeByExecutionId } from "./graph_nodes.js";
 
 // Node id -> the input whose upstream Load Image the editor shows before a run.
 const EDITOR_NODES = { IconMattingReferencePrompt: "reference_image", IconMattingCorrection: "target_image" };
@@ -12,12 +13,12 @@ const EDITOR_NODES = { IconMattingReferencePrompt: "reference_image", IconMattin
 const ROI_FORWARDING_NODES = { EncodeReferenceContext: "reference_prompt" };
 const INITIAL_SIZE = [420, 560];
 
-/** The node feeding `node`'s input `name`, through legacy Reroute nodes; null if unlinked. */
+/** The node feeding `node`'s input `name`, through legacy Reroute nodes and out of subgraphs; null if unlinked. */
 function upstreamNode(node, name) {
   if (!node.graph) return null; // not (or no longer) in a graph
   const slot = node.findInputSlot?.(name) ?? node.inputs?.findIndex((input) => input.name === name);
-  let origin = slot >= 0 ? node.getInputNode(slot) : null;
-  for (let hops = 0; origin && origin.type === "Reroute" && hops < 32; hops++) origin = origin.getInputNode(0);
+  let origin = slot >= 0 ? inputOrigin(app, node, slot) : null;
+  for (let hops = 0; origin && origin.type === "Reroute" && hops < 32; hops++) origin = inputOrigin(app, origin, 0);
   return origin ?? null;
 }
 
@@ -96,11 +97,12 @@ function chain(prototype, name, after) {
 
 app.registerExtension({
   name: "IconMatting.MarkEditor",
-  // Re-opened workflow tabs and loaded queue items hand back the outputs the frontend kept (no onExecuted).
+  // Re-opened workflow tabs and loaded queue items hand back the outputs the frontend kept (no onExecuted), keyed by
+  // execution id: nodes inside subgraphs included.
   onNodeOutputsUpdated(nodeOutputs) {
-    for (const node of app.graph?.nodes ?? app.graph?._nodes ?? []) {
-      const output = nodeOutputs?.[String(node.id)];
-      if (!output) continue;
+    for (const [executionId, output] of Object.entries(nodeOutputs ?? {})) {
+      const node = nodeByExecutionId(app, executionId);
+      if (!node || !output) continue;
       if (node.iconmattingEditor) applyOutputs(node, output, false);
       forwardRoi(node, output);
     }
