@@ -17,9 +17,10 @@ SHIPPED = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in {".jpg", ".pn
 FILE_WIDGETS = {"LoadImage": "image", "LoadImageMask": "image", "LoadVideo": "file"}
 
 
-def test_pack_import_copied_every_example_into_its_input_subfolder(pack, tmp_path):
+def test_pack_import_copied_every_example_into_its_input_subfolder(pack):
     import folder_paths
 
+    assert pack.NODE_CLASS_MAPPINGS  # ComfyUI reads the mappings: that imports nodes/, which copies the examples
     copied = Path(folder_paths.get_input_directory()) / "iconmatting"
     assert sorted(p.name for p in copied.iterdir()) == SHIPPED
     for name in SHIPPED:
