@@ -66,7 +66,7 @@ def test_run_report_shows_is_not_saved_and_survives_a_tab_switch(comfy):
     encode = next(n["id"] for n in json.loads(FIG10.read_text())["nodes"] if n["type"] == "EncodeReferenceContext")
     comfy.show_outputs({str(encode): {"text": [REPORT]}})
     assert comfy.evaluate(REPORTS) == {str(encode): REPORT}
-    if not (comfy.vue_nodes and comfy.frontend == "pinned"):  # 1.27's Nodes 2.0 preview draws no added widgets
+    if not comfy.nodes2_preview:  # 1.27's Nodes 2.0 preview draws no added widgets
         report = comfy.page.get_by_text(REPORT, exact=True)
         assert report.count() == 1 and report.first.is_visible()
     assert _saved_widget_values(comfy) == saved  # the workflow, as saved, is unchanged
@@ -128,7 +128,7 @@ def test_new_nodes_start_with_fixed_seeds_and_fit_their_title(comfy):
     ]:
         node = _add_new_node(comfy, node_type)
         assert node["title"] == display_name and node["controls"] == controls, node
-        if comfy.vue_nodes and comfy.frontend == "current":  # 1.27's Nodes 2.0 preview has no title element
+        if comfy.vue_nodes and not comfy.nodes2_preview:  # 1.27's Nodes 2.0 preview has no title element
             assert node["vue_title_clipped"] is False, node
         else:
             assert node["canvas_title_room"] >= 0, node
