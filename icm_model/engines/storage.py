@@ -39,7 +39,7 @@ class Storage:
             from pyarrow import fs
         except ImportError as error:
             raise ValueError(
-                f"{location!r} is not a local path: reading it needs pyarrow (pip install -e \".[distributed]\")"
+                f'{location!r} is not a local path: reading it needs pyarrow (pip install -e ".[distributed]")'
             ) from error
         return fs.FileSystem.from_uri(location)
 
