@@ -118,20 +118,20 @@ def estimate_foreground_multilevel(
 
 
 def _blur_fusion_step(
-    image: torch.Tensor, foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, radius: int
+    image: torch.Tensor, foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    blurred_alpha = box_filter(alpha, radius)
-    blurred_foreground = box_filter(foreground * alpha, radius) / (blurred_alpha + 1e-5)
-    blurred_background = box_filter(background * (1 - alpha), radius) / ((1 - blurred_alpha) + 1e-5)
+    blurred_alpha = box_filter(alpha, size)
+    blurred_foreground = box_filter(foreground * alpha, size) / (blurred_alpha + 1e-5)
+    blurred_background = box_filter(background * (1 - alpha), size) / ((1 - blurred_alpha) + 1e-5)
     foreground = blurred_foreground + alpha * (image - alpha * blurred_foreground - (1 - alpha) * blurred_background)
     return foreground.clamp(0, 1), blurred_background
 
 
 def estimate_foreground_blur_fusion(
-    image: torch.Tensor, alpha: torch.Tensor, radii: tuple[int, ...] = (90, 6)
+    image: torch.Tensor, alpha: torch.Tensor, sizes: tuple[int, ...] = (90, 6)
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Approximate fast foreground colour estimation by blur fusion (Forte & Pitie 2021), with its two passes
-    (box radius 90, then 6 pixels).
+    """Approximate fast foreground colour estimation by blur fusion (Forte & Pitie 2021), with the two passes of
+    their published code (box windows of 90, then 6 pixels).
 
     Args:
         image: ``[N, C, H, W]`` in [0, 1].
@@ -142,8 +142,8 @@ def estimate_foreground_blur_fusion(
     """
     image, alpha = image.float(), alpha.float()
     foreground, background = image, image
-    for radius in radii:
-        foreground, background = _blur_fusion_step(image, foreground, background, alpha, radius)
+    for size in sizes:
+        foreground, background = _blur_fusion_step(image, foreground, background, alpha, size)
     return foreground, background
 
 
