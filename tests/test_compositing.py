@@ -24,7 +24,10 @@ from compositing_cases import (
 )
 
 from icm_model.compositing import (
+    checked_alpha,
     composite,
+    composite_over,
+    cut_out,
     estimate_foreground,
     estimate_foreground_multilevel,
     fit_background,
@@ -263,3 +266,32 @@ def test_pipeline_upsamples_large_targets_guided(tiny_backbone, tiny_decoder, re
     assert torch.equal(matting.matte(context, small), matting.matte(context, small, upsampling="bilinear"))
     with pytest.raises(ValueError, match="unknown upsampling 'nearest': use one of guided, bilinear"):
         matting.matte(context, small, upsampling="nearest")
+
+
+def test_composite_over_broadcasts_batches():
+    foreground, alpha = torch.rand(3, 3, 4, 5), torch.rand(1, 4, 5)
+    one, each = torch.rand(1, 3, 4, 5), torch.rand(3, 3, 4, 5)
+    expected = alpha.unsqueeze(1) * foreground + (1 - alpha.unsqueeze(1)) * one
+    torch.testing.assert_close(composite_over(foreground, one, alpha), expected)
+    torch.testing.assert_close(
+        composite_over(foreground[:1], each, alpha)[2:], composite(foreground[:1], alpha, each[2:])
+    )
+    red = composite_over(torch.cat([foreground[:1], torch.zeros(1, 1, 4, 5)], 1), (1.0, 0.0, 0.0))
+    assert torch.equal(red, torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1).expand(1, 3, 4, 5))
+    with pytest.raises(ValueError, match=r"batch sizes do not match \(foreground 3, alpha 1, background 2\)"):
+        composite_over(foreground, torch.rand(2, 3, 4, 5), alpha)
+
+
+def test_alpha_margin_is_exact():
+    assert torch.equal(checked_alpha(torch.tensor([-0.25, 0.5, 1.25])), torch.tensor([0.0, 0.5, 1.0]))
+    for bad in (1.2500001, -0.2500001, float("inf")):
+        with pytest.raises(ValueError, match="mask"):
+            checked_alpha(torch.tensor([0.5, bad]), "mask")
+
+
+def test_cut_out_estimates_one_image_at_a_time():
+    _, _, alpha, image = _synthetic()
+    images, alphas = torch.cat([image, image.flip(-1)]), torch.cat([alpha, alpha.flip(-1)])[:, 0]
+    premultiplied, rgba = cut_out(images, alphas, "multilevel")
+    torch.testing.assert_close(rgba[:, :3], estimate_foreground(images, alphas.unsqueeze(1)))
+    assert torch.equal(rgba[:, 3], alphas) and torch.equal(premultiplied, rgba[:, :3] * alphas.unsqueeze(1))
