@@ -53,7 +53,7 @@ def alpha_batch(alpha: torch.Tensor, height: int, width: int, name: str = "alpha
         alpha = alpha.unsqueeze(0)
     if alpha.ndim != 3 or tuple(alpha.shape[1:]) != (height, width):
         raise ValueError(
-            f"{name} {list(alpha.shape)} does not fit the images ({width}x{height}): wire the alpha of these images "
+            f"{name} {list(alpha.shape)} does not fit images of {width}x{height}: wire the alpha of these images "
             "(a MASK [batch, height, width] of the same size)"
         )
     return checked_alpha(alpha.float(), name).unsqueeze(1)
