@@ -91,9 +91,10 @@ def test_run_report_shows_is_not_saved_and_survives_a_tab_switch(comfy):
 
 def _add_new_node(comfy, node_type: str) -> dict:
     """Adds a node as the node search box and the node library do (``LiteGraph.createNode`` + ``graph.add``, so the
-    extensions' ``nodeCreated`` runs and no saved values follow): its type, title, title room and seed controls."""
-    comfy.evaluate("() => window.app.graph.clear()")
-    comfy.page.wait_for_timeout(300)
+    extensions' ``nodeCreated`` runs and no saved values follow): its type, title, title room and seed controls.
+
+    The node gets a fresh id, as there: frontend 1.49 keeps widget values by node id, so a node added with the id of
+    one removed before (after ``graph.clear()``) would take over that node's values."""
     node_id = comfy.evaluate(
         """(type) => { const node = LiteGraph.createNode(type); node.pos = [200, 200];
             window.app.graph.add(node); window.app.canvas.setDirty(true, true); return node.id; }""",
