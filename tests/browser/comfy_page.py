@@ -75,6 +75,12 @@ class ComfyPage:
     frontend_version: str = ""
     """The version the loaded frontend reports (``window.__COMFYUI_FRONTEND_VERSION__``), e.g. ``"1.49.6"``."""
 
+    @property
+    def nodes2_preview(self) -> bool:
+        """Nodes 2.0 on in frontend 1.27 (ComfyUI 0.3.64's), where it was an experimental preview: it draws no
+        extension DOM widgets and no title element (1.49 and later draw both)."""
+        return self.vue_nodes and self.frontend_version.startswith("1.27.")
+
     def evaluate(self, script: str, arg=None):
         """Runs a JS function expression (``"(arg) => ..."``) in the page; ``app`` is ``window.app``."""
         return self.page.evaluate(script, arg)

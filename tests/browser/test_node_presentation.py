@@ -66,7 +66,7 @@ def test_run_report_shows_is_not_saved_and_survives_a_tab_switch(comfy):
     encode = next(n["id"] for n in json.loads(FIG10.read_text())["nodes"] if n["type"] == "EncodeReferenceContext")
     comfy.show_outputs({str(encode): {"text": [REPORT]}})
     assert comfy.evaluate(REPORTS) == {str(encode): REPORT}
-    if not (comfy.vue_nodes and comfy.frontend == "pinned"):  # 1.27's Nodes 2.0 preview draws no added widgets
+    if not comfy.nodes2_preview:  # 1.27's Nodes 2.0 preview draws no added widgets
         report = comfy.page.get_by_text(REPORT, exact=True)
         assert report.count() == 1 and report.first.is_visible()
     assert _saved_widget_values(comfy) == saved  # the workflow, as saved, is unchanged
@@ -91,9 +91,10 @@ def test_run_report_shows_is_not_saved_and_survives_a_tab_switch(comfy):
 
 def _add_new_node(comfy, node_type: str) -> dict:
     """Adds a node as the node search box and the node library do (``LiteGraph.createNode`` + ``graph.add``, so the
-    extensions' ``nodeCreated`` runs and no saved values follow): its type, title, title room and seed controls."""
-    comfy.evaluate("() => window.app.graph.clear()")
-    comfy.page.wait_for_timeout(300)
+    extensions' ``nodeCreated`` runs and no saved values follow): its type, title, title room and seed controls.
+
+    The node gets a fresh id, as there: frontend 1.49 keeps widget values by node id, so a node added with the id of
+    one removed before (after ``graph.clear()``) would take over that node's values."""
     node_id = comfy.evaluate(
         """(type) => { const node = LiteGraph.createNode(type); node.pos = [200, 200];
             window.app.graph.add(node); window.app.canvas.setDirty(true, true); return node.id; }""",
@@ -128,7 +129,7 @@ def test_new_nodes_start_with_fixed_seeds_and_fit_their_title(comfy):
     ]:
         node = _add_new_node(comfy, node_type)
         assert node["title"] == display_name and node["controls"] == controls, node
-        if comfy.vue_nodes and comfy.frontend == "current":  # 1.27's Nodes 2.0 preview has no title element
+        if comfy.vue_nodes and not comfy.nodes2_preview:  # 1.27's Nodes 2.0 preview has no title element
             assert node["vue_title_clipped"] is False, node
         else:
             assert node["canvas_title_room"] >= 0, node
