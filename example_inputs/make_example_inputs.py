@@ -1,4 +1,4 @@
-"""Writes the example photos the templates name (copied into ComfyUI's ``input/iconmatting/`` at pack import).
+"""Writes the example photos the templates name (copied to ComfyUI's ``input/iconmatting_<file>`` at import).
 
     python example_inputs/make_example_inputs.py photos   # needs scikit-image (the test extra)
     python example_inputs/make_example_inputs.py video    # needs PyAV (ComfyUI's environment has it)

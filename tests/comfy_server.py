@@ -12,7 +12,7 @@ writes goes to a temporary ``--base-directory``), on 127.0.0.1. The base directo
   writes (tests/comfy_assets.py; ``ICM_INTEGRATION_CACHE`` keeps the 1 GB file between runs);
 - ``models/icon_matting/iconmatting.safetensors``: a random IconMatting decoder matching that checkpoint;
 - ``input/``: a few images the browser tests name; the example workflows' inputs are the pack's own, copied into
-  ``input/iconmatting/`` when the pack is imported (nodes/example_inputs.py).
+  ``input/iconmatting_<file>`` when the pack is imported (nodes/example_inputs.py).
 
 Without a version's checkout the tests that need it are skipped, unless ``CI`` is set: then they fail.
 """
@@ -181,7 +181,7 @@ def write_base(base: Path, checkpoint: Path, version: ComfyVersion = COMFYUI_VER
     (checkpoints / SD_CHECKPOINT).symlink_to(checkpoint)
     (base / "models" / "icon_matting").mkdir(parents=True)
     write_decoder(base / "models" / "icon_matting" / ICM_CHECKPOINT)
-    inputs = base / "input"  # the templates' own inputs: the pack copies them into input/iconmatting/ at import
+    inputs = base / "input"  # the templates' own inputs: the pack copies them to input/iconmatting_* at import
     inputs.mkdir()
     _image(inputs / "icm_reference.png", 512, 384, 1)  # these four serve the browser tests
     _mask(inputs / "icm_reference_mask.png", 512, 384, (160, 96, 240, 200))

@@ -201,10 +201,11 @@ def test_video_batches_across_runs(server):
 
 
 def test_templates_inputs_are_the_packs_own_photos(server):
-    """The pack copied its example inputs into input/iconmatting/ at import; the test harness wrote none of them,
-    so test_workflow_runs runs the templates on what a fresh ComfyUI has after installing the pack."""
-    copied = sorted(p.name for p in (server.base / "input" / "iconmatting").iterdir())
-    assert copied == sorted(p.name for p in EXAMPLE_INPUTS.iterdir() if p.suffix in {".jpg", ".png", ".mp4"})
+    """The pack copied its example inputs into input/ (iconmatting_<file>) at import; the test harness wrote none of
+    them, so test_workflow_runs runs the templates on what a fresh ComfyUI has after installing the pack."""
+    copied = sorted(p.name for p in (server.base / "input").glob("iconmatting_*"))
+    shipped = [p.name for p in EXAMPLE_INPUTS.iterdir() if p.suffix in {".jpg", ".png", ".mp4"}]
+    assert copied == sorted(f"iconmatting_{name}" for name in shipped)
 
 
 def test_subgraph_blueprints_are_listed_or_ignored_cleanly(server):

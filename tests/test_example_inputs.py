@@ -1,5 +1,5 @@
-"""The example photos: copied into ComfyUI's input/iconmatting/ at pack import, never over a user's file; every file
-the templates name is one of them, and the marks lie on the cat."""
+"""The example photos: copied into ComfyUI's input/ (as iconmatting_<file>) at pack import, never over a user's file;
+every file the templates name is one of them, and the marks lie on the cat."""
 
 from __future__ import annotations
 
@@ -21,19 +21,18 @@ def test_pack_import_copied_every_example_into_its_input_subfolder(pack):
     import folder_paths
 
     assert pack.NODE_CLASS_MAPPINGS  # ComfyUI reads the mappings: that imports nodes/, which copies the examples
-    copied = Path(folder_paths.get_input_directory()) / "iconmatting"
-    assert sorted(p.name for p in copied.iterdir()) == SHIPPED
+    copied = Path(folder_paths.get_input_directory())
+    assert sorted(p.name for p in copied.iterdir()) == [f"iconmatting_{name}" for name in SHIPPED]
     for name in SHIPPED:
-        assert (copied / name).read_bytes() == (EXAMPLES / name).read_bytes(), name
+        assert (copied / f"iconmatting_{name}").read_bytes() == (EXAMPLES / name).read_bytes(), name
 
 
 def test_a_file_already_there_is_never_replaced(pack, tmp_path):
     copy = pack_module("nodes.example_inputs").copy_example_inputs
-    (tmp_path / "iconmatting").mkdir()
-    (tmp_path / "iconmatting" / "chelsea.jpg").write_bytes(b"the user's own file")
+    (tmp_path / "iconmatting_chelsea.jpg").write_bytes(b"the user's own file")
     copied = copy(str(tmp_path))
-    assert sorted(p.name for p in copied) == [name for name in SHIPPED if name != "chelsea.jpg"]
-    assert (tmp_path / "iconmatting" / "chelsea.jpg").read_bytes() == b"the user's own file"
+    assert sorted(p.name for p in copied) == [f"iconmatting_{name}" for name in SHIPPED if name != "chelsea.jpg"]
+    assert (tmp_path / "iconmatting_chelsea.jpg").read_bytes() == b"the user's own file"
     assert copy(str(tmp_path)) == []  # the second import copies nothing
 
 
@@ -46,7 +45,7 @@ def test_templates_name_only_shipped_inputs(folder):
             if node["type"] in FILE_WIDGETS:
                 ui = "widgets_values" in node
                 value = node["widgets_values"][0] if ui else node["inputs"][FILE_WIDGETS[node["type"]]]
-                assert value.startswith("iconmatting/") and value.split("/", 1)[1] in SHIPPED, (path.name, value)
+                assert value.startswith("iconmatting_") and value.split("_", 1)[1] in SHIPPED, (path.name, value)
 
 
 def test_every_example_is_small_and_licensed():

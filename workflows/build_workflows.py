@@ -20,8 +20,8 @@ PACK_ROOT = Path(__file__).resolve().parents[1]
 UI_FOLDER, API_FOLDER = PACK_ROOT / "example_workflows", PACK_ROOT / "workflows" / "api"
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
-EXAMPLE = "iconmatting/"
-"""The pack copies example_inputs/ into ComfyUI's input/iconmatting/ (nodes/example_inputs.py); templates name them."""
+EXAMPLE = "iconmatting_"
+"""The pack copies example_inputs/<file> to ComfyUI's input/iconmatting_<file> (nodes/example_inputs.py)."""
 PHOTO_SIZE = (451, 300)
 """chelsea.jpg, the reference photo the marks are drawn on."""
 SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}

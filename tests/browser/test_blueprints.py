@@ -31,9 +31,9 @@ WIRE = """([title]) => {
     return node;
   };
   const sd = add("CheckpointLoaderSimple", {ckpt_name: "v2-1_768-ema-pruned.safetensors"});
-  const reference = add("LoadImage", {image: "iconmatting/chelsea.jpg"});
-  const mask = add("LoadImageMask", {image: "iconmatting/chelsea_mask.png", channel: "red"});
-  const target = add("LoadImage", {image: "iconmatting/chelsea_mirrored.jpg"});
+  const reference = add("LoadImage", {image: "iconmatting_chelsea.jpg"});
+  const mask = add("LoadImageMask", {image: "iconmatting_chelsea_mask.png", channel: "red"});
+  const target = add("LoadImage", {image: "iconmatting_chelsea_mirrored.jpg"});
   const save = add("SaveImage", {filename_prefix: "iconmatting/blueprint"});
   const input = (name) => placed.inputs.findIndex((i) => i.name === name);
   sd.connect(0, placed, input("model"));
