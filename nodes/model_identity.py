@@ -15,6 +15,8 @@ import torch
 
 from ..icm_model.fingerprint import content_fingerprint, weights_fingerprint
 
+PATCH_ATTRIBUTES = ("patches", "object_patches", "weight_wrapper_patches", "model_options")
+"""What a ModelPatcher adds to its base model's weights (absent ones count as None)."""
 _weights: WeakKeyDictionary[torch.nn.Module, str] = WeakKeyDictionary()
 """Base model -> fingerprint of its weights as loaded; computed once per base model, never keeping it alive."""
 
@@ -36,7 +38,5 @@ def model_identity(model) -> str:
     base = model.model
     if base not in _weights:
         _weights[base] = weights_fingerprint(original_weights(model))
-    patches = content_fingerprint(
-        [getattr(model, name, None) for name in ("patches", "object_patches", "weight_wrapper_patches", "model_options")]
-    )
+    patches = content_fingerprint([getattr(model, name, None) for name in PATCH_ATTRIBUTES])
     return f"{_weights[base]}:{patches}"

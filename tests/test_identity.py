@@ -17,7 +17,6 @@ from icm_model.fingerprint import SAMPLES_PER_TENSOR, content_fingerprint, weigh
 from icm_model.random_models import random_decoder, random_unet_vae
 
 
-
 @pytest.fixture
 def reference_inputs():
     image = torch.rand(1, 64, 80, 3, generator=torch.Generator().manual_seed(1))
