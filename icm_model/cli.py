@@ -17,9 +17,10 @@ from .decoder.checkpoint import convert_checkpoint, load_decoder
 from .decoder.config import DecoderConfig
 from .evaluation.evaluate import EvaluationSettings, discover_dataset, evaluate, plan_evaluation
 from .evaluation.report import write_outputs
-from .image_io import list_images, load_image, load_mask, save_alpha, save_rgba
+from .image_io import list_images, load_image, load_mask, output_stems, save_alpha, save_rgba
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from .progress import TextProgress
+from .validation import InputError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -52,7 +53,7 @@ def encode_references(
 ) -> ReferenceContext:
     """One context from every (reference image, mask) pair: the union of their RoIs."""
     if len(images) != len(masks):
-        raise ValueError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
+        raise InputError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
     contexts = [
         matting.encode_reference(
             load_image(image, "reference image"),
@@ -91,8 +92,10 @@ def matte_folder(
 ) -> list[Path]:
     """Writes ``out/<target name>.png`` (alpha, white = foreground, at the target's own size) for every target, and
     with a ``foreground`` method (see :data:`FOREGROUND_METHODS`) also ``out/<target name>_rgba.png``, the cut-out
-    with straight alpha."""
+    with straight alpha. The target name is its stem, or its file name where targets share a stem
+    (:func:`~.image_io.output_stems`)."""
     out.mkdir(parents=True, exist_ok=True)
+    stems = output_stems(targets)
     progress = TextProgress(len(targets), "matting")
     written = []
     for paths, images in _same_size_batches(targets, images_per_call(matting.max_batch, ensemble)):
@@ -106,10 +109,10 @@ def matte_folder(
             device = next(matting.decoder.parameters()).device
             colours = estimate_foreground(images.to(device), alphas.to(device), foreground).cpu()
         for index, (path, alpha) in enumerate(zip(paths, alphas, strict=True)):
-            written.append(out / f"{path.stem}.png")
+            written.append(out / f"{stems[path]}.png")
             save_alpha(written[-1], alpha)
             if foreground is not None:
-                save_rgba(out / f"{path.stem}_rgba.png", colours[index], alpha)
+                save_rgba(out / f"{stems[path]}_rgba.png", colours[index], alpha)
     return written
 
 
@@ -117,7 +120,7 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
     """The ``evaluate`` subcommand: tables, report and contact sheet in ``args.out``; returns a summary line."""
     settings = EvaluationSettings(args.references, args.seed, args.timestep, args.ensemble)
     if args.worst < 0:
-        raise ValueError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
+        raise InputError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
     plan = plan_evaluation(discover_dataset(args.dataset), settings.references, settings.seed)
     if plan.skipped:
         print(f"warning: skipping single-image groups (no reference): {', '.join(plan.skipped)}", file=sys.stderr)
@@ -228,6 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         cutouts = " and RGBA cut-outs" if args.foreground else ""
         print(f"{len(written)} alpha mattes{cutouts} written to {args.out}")
         return 0
-    except (ValueError, ImportError) as error:
+    except (InputError, ImportError) as error:  # the user's input or environment; anything else is a bug: traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

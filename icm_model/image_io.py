@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .validation import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -16,9 +20,9 @@ def _open(path: Path, what: str) -> Image.Image:
         image = Image.open(path)
         image.load()
     except FileNotFoundError as error:
-        raise ValueError(f"{what} {str(path)!r} does not exist") from error
+        raise InputError(f"{what} {str(path)!r} does not exist") from error
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{what} {str(path)!r} is not a readable image ({error})") from error
+        raise InputError(f"{what} {str(path)!r} is not a readable image ({error})") from error
     return ImageOps.exif_transpose(image)
 
 
@@ -56,11 +60,29 @@ def list_images(location: str | Path) -> list[Path]:
     if location.is_file():
         return [location]
     if not location.is_dir():
-        raise ValueError(f"{str(location)!r} is neither an image file nor a folder")
+        raise InputError(f"{str(location)!r} is neither an image file nor a folder")
     files = sorted(p for p in location.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
     return files
+
+
+def output_stems(paths: Sequence[Path]) -> dict[Path, str]:
+    """A distinct output name (without suffix) per input file: its stem, or its whole file name where files share a
+    stem (``a.jpg``, ``a.png`` -> ``a.jpg``, ``a.png``), numbered (``~2``) if still not distinct; names are compared
+    ignoring case, as some file systems do."""
+    shared = Counter(path.stem.casefold() for path in paths)
+    stems: dict[Path, str] = {}
+    taken: set[str] = set()
+    for path in paths:
+        stem = path.stem if shared[path.stem.casefold()] == 1 else path.name
+        candidate, number = stem, 1
+        while candidate.casefold() in taken:
+            number += 1
+            candidate = f"{stem}~{number}"
+        taken.add(candidate.casefold())
+        stems[path] = candidate
+    return stems
 
 
 def thumbnail(x: torch.Tensor, size: tuple[int, int]) -> Image.Image:

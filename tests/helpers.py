@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("ICM_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+"""The reference material: ../shared beside the checkout, or ``$ICM_SHARED``."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
