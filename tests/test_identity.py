@@ -47,13 +47,26 @@ def _lora(model, strength: float):
     return clone
 
 
-def _checkpoint(name: str, seed: int):
-    """An IconMatting checkpoint of the test architecture in models/icon_matting, loaded by the loader node."""
+@pytest.fixture
+def checkpoints(pack):
+    """Writes IconMatting checkpoints of the test architecture into models/icon_matting (``write(name, seed)``),
+    and removes them afterwards: other tests list that folder."""
     import folder_paths
 
     folder = folder_paths.folder_names_and_paths["icon_matting"][0][0]
-    save_decoder(random_decoder(seed=seed), os.path.join(folder, name))
-    return folder
+    written = []
+
+    def write(name: str, seed: int | None = None) -> str:
+        written.append(os.path.join(folder, name))
+        if seed is None:
+            shutil.copy(os.path.join(folder, MODEL_NAME), written[-1])
+        else:
+            save_decoder(random_decoder(seed=seed), written[-1])
+        return name
+
+    yield write
+    for path in written:
+        os.remove(path)
 
 
 # --- fingerprints ----------------------------------------------------------------------------------------------------
@@ -86,10 +99,9 @@ def test_content_fingerprint_sees_captured_strengths():
 # --- IconMatting checkpoints -----------------------------------------------------------------------------------------
 
 
-def test_matting_head_refuses_guidance_of_another_checkpoint(nodes, icm, comfy_sd2, reference_inputs):
+def test_matting_head_refuses_guidance_of_another_checkpoint(nodes, icm, comfy_sd2, reference_inputs, checkpoints):
     model, vae, clip = comfy_sd2
-    folder = _checkpoint("other.safetensors", seed=1)  # same architecture and config, other weights
-    other = nodes["LoadIconMattingModel"]().load("other.safetensors")[0]
+    other = nodes["LoadIconMattingModel"]().load(checkpoints("other.safetensors", seed=1))[0]  # same config
     assert other.decoder.config == icm.decoder.config
     targets = torch.rand(1, 40, 50, 3, generator=torch.Generator().manual_seed(2))
     guidance = nodes["InContextSimilarity"]().compute(_encode(nodes, icm, model, vae, clip, *reference_inputs),
@@ -101,17 +113,15 @@ def test_matting_head_refuses_guidance_of_another_checkpoint(nodes, icm, comfy_s
         f"{MODEL_NAME} (weights {icm.fingerprint}): wire the Load IconMatting Model node that feeds Encode Reference "
         "Context into Matting Head's iconmatting_model too"
     )
-    shutil.copy(os.path.join(folder, MODEL_NAME), os.path.join(folder, "copy.safetensors"))
-    copy = nodes["LoadIconMattingModel"]().load("copy.safetensors")[0]  # the same weights under another name
+    copy = nodes["LoadIconMattingModel"]().load(checkpoints("copy.safetensors"))[0]  # same weights, another name
     assert copy is not icm and copy.fingerprint == icm.fingerprint
     alpha = nodes["MattingHead"]().matte(copy, guidance, targets)[0]
     assert torch.equal(alpha, nodes["MattingHead"]().matte(icm, guidance, targets)[0])
 
 
-def test_combine_refuses_references_of_another_checkpoint(nodes, icm, comfy_sd2, reference_inputs):
+def test_combine_refuses_references_of_another_checkpoint(nodes, icm, comfy_sd2, reference_inputs, checkpoints):
     model, vae, clip = comfy_sd2
-    _checkpoint("other_combine.safetensors", seed=2)
-    other = nodes["LoadIconMattingModel"]().load("other_combine.safetensors")[0]
+    other = nodes["LoadIconMattingModel"]().load(checkpoints("other_combine.safetensors", seed=2))[0]
     first = _encode(nodes, icm, model, vae, clip, *reference_inputs)
     second = _encode(nodes, other, model, vae, clip, *reference_inputs)
     with pytest.raises(ValueError, match=r"reference_b was encoded for another IconMatting model \(other_combine"):
