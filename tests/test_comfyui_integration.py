@@ -163,9 +163,10 @@ def test_model_untouched_after_a_cancelled_run(server):
     settings; run B between them, the pack's nodes alone with another seed and a 16-sample ensemble so that it is still
     in a U-Net pass when the interrupt arrives, is cancelled inside the pack's node. ComfyUI's cache then holds only
     run B's outputs, so run C executes the pack's nodes and the KSampler again (checked: they are not in its
-    ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A patch left in the MODEL's
-    model_options (say the pack's early stop or attention capture), a changed weight or a changed object patch changes
-    one of these outputs, or fails the run.
+    ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A changed weight or object patch, or a
+    patch left in the MODEL's model_options that acts on a pass (the pack's attention capture fails outside its own
+    run), changes one of these outputs or fails the run; a leaked patch that does nothing outside the pack's capture
+    (its per-block progress tick) would not show here: the test doubles' test_nodes.py checks model_options exactly.
     """
     prompt = {
         key: node
