@@ -82,7 +82,8 @@ its pixels: both frames of a pair are then low-passed alike, whatever the sub-pi
 
 def _blob(x: torch.Tensor, y: torch.Tensor, radius: float, softness: float, offset: float = 0.0) -> torch.Tensor:
     """Soft alpha in [0, 1] of a three-lobed blob at object coordinates ``(x, y)`` (pixels from its centre): 1 inside,
-    0 outside, a linear ramp ``softness`` pixels wide across its boundary ``r = radius (1 + 0.15 cos 3 phi) + offset``."""
+    0 outside, a linear ramp ``softness`` pixels wide across its boundary
+    ``r = radius (1 + 0.15 cos 3 phi) + offset``."""
     boundary = radius * (1 + 0.15 * torch.cos(3 * torch.atan2(y, x))) + offset
     return (0.5 + (boundary - torch.hypot(x, y)) / softness).clamp(0, 1)
 
