@@ -12,7 +12,7 @@ import torch
 
 from icm_model.video.cuts import CutDetector
 from icm_model.video.flicker import edge_band, mean_error, temporal_error
-from icm_model.video.synthetic import SUPERSAMPLE, Motion, photo_clip, skimage_photo
+from icm_model.video.synthetic import SUPERSAMPLE, Motion, photo_clip, skimage_photo, stability_clips
 from icm_model.video.temporal import TemporalStabiliser
 
 HEIGHT, WIDTH, FRAMES = 96, 144, 10
@@ -30,14 +30,7 @@ def photo(name: str) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def clips():
-    background, foreground = photo("coffee"), skimage_photo("chelsea", 80 * SUPERSAMPLE, 120 * SUPERSAMPLE)
-    return {
-        "drift": photo_clip(background, foreground, FRAMES, Motion(shift=(0.7, 0.4))),
-        "rotation": photo_clip(background, foreground, FRAMES, Motion(turn=3)),
-        "scaling": photo_clip(background, foreground, FRAMES, Motion(growth=1.03)),
-        "occlusion": photo_clip(background, foreground, FRAMES, Motion(shift=(0.3, 0.2)), occluder=photo("rocket")),
-        "cut": photo_clip(background, foreground, FRAMES, Motion(shift=(0.7, 0.4)), cut_to=photo("astronaut")),
-    }
+    return stability_clips(FRAMES, HEIGHT, WIDTH)
 
 
 @pytest.fixture(scope="module")

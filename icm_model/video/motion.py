@@ -2,9 +2,11 @@
 
 Pyramidal, iterative Lucas–Kanade (Lucas & Kanade 1981; coarse to fine with warping as in Bouguet's pyramidal
 implementation, but dense: every pixel gets its own window), in plain torch: at each level of a pyramid of the two
-frames, the previous frame is warped (bilinearly) along the current motion estimate, and the motion is refined by the
-least-squares solution of the linearised brightness constancy over a Gaussian window around every pixel, summed over
-the colour channels. A median filter of the motion after each level (Sun, Roth & Black 2010) removes outliers.
+frames, the previous frame is warped along the current motion estimate, and the motion is refined by the least-squares
+solution of the linearised brightness constancy over a Gaussian window around every pixel, summed over the colour
+channels. The estimation warps bicubically: bilinear interpolation blurs a frame by an amount that depends on the
+sub-pixel position, which pulls estimates towards whole pixels ("pixel locking"). A median filter of the motion after
+each level (Sun, Roth & Black 2010) removes outliers.
 """
 
 from __future__ import annotations

@@ -206,3 +206,18 @@ def skimage_photo(name: str, height: int, width: int) -> torch.Tensor:
     top, left = (rows - keep_rows) // 2, (cols - keep_cols) // 2
     crop = photo[:, top : top + keep_rows, left : left + keep_cols]
     return F.interpolate(crop[None], size=(height, width), mode="area")[0]
+
+
+def stability_clips(frames: int = 10, height: int = 96, width: int = 144, seed: int = 0) -> dict[str, PhotoClip]:
+    """The stabiliser's test clips: scikit-image's chelsea as a soft-edged object over coffee, with sub-pixel drift,
+    rotation, scaling, an occluder (rocket) crossing it, and a cut (to astronaut) at frame ``frames // 2``; ``seed``
+    draws the sensor noise and the noisy mattes."""
+    photo = lambda name: skimage_photo(name, height * SUPERSAMPLE, width * SUPERSAMPLE)  # noqa: E731
+    background, cat = photo("coffee"), skimage_photo("chelsea", 80 * SUPERSAMPLE, 120 * SUPERSAMPLE)
+    return {
+        "drift": photo_clip(background, cat, frames, Motion(shift=(0.7, 0.4)), seed=seed),
+        "rotation": photo_clip(background, cat, frames, Motion(turn=3), seed=seed),
+        "scaling": photo_clip(background, cat, frames, Motion(growth=1.03), seed=seed),
+        "occlusion": photo_clip(background, cat, frames, Motion(shift=(0.3, 0.2)), occluder=photo("rocket"), seed=seed),
+        "cut": photo_clip(background, cat, frames, Motion(shift=(0.7, 0.4)), cut_to=photo("astronaut"), seed=seed),
+    }

@@ -4,7 +4,9 @@ Each frame's alpha is blended with the previous frame's (already stabilised) alp
 between the two frames (:mod:`.motion`), and only where that warp explains the new frame: where the warped previous
 frame differs from the current one by more than sensor noise (occlusions, newly revealed background, motion not
 found), the current alpha is kept as it is. At a scene cut (:mod:`.cuts`), or where the motion explains less than
-half of the frame, the stabiliser starts afresh: that frame's alpha is kept as it is.
+half of the frame, the stabiliser starts afresh: that frame's alpha is kept as it is. A new shot's history holds few
+frames: the ``k``-th frame of a shot gives its history at most the weight ``(k - 1) / k`` (a running mean, whose
+estimate of a static pixel is the best of ``k`` noisy frames), so early frames do not lean on one noisy first frame.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class TemporalStabiliser:
         self.alpha: torch.Tensor | None = None
         """``[1, 1, H, W]`` its stabilised alpha."""
         self.cuts = CutDetector()
+        self.shot_frames = 0
+        """Frames of the current shot seen so far (the last one included)."""
 
     def copy(self) -> TemporalStabiliser:
         """An independent stabiliser in the same state (the tensors it keeps are never modified in place)."""
@@ -58,15 +62,23 @@ class TemporalStabiliser:
         residual = F.max_pool2d(F.avg_pool2d(residual, 3, 1, 1, count_include_pad=False), 3, 1, 1)
         return flow, (1 - (residual / self.threshold) ** 2).clamp(0, 1)
 
-    def _blend(self, frame: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
-        """``matte`` ``[1, 1, H, W]`` of ``frame`` ``[1, 3, H, W]`` blended with the warped previous alpha, if the
-        previous frame is of the same shot."""
+    def _motion(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:meth:`gate` from the previous frame to ``frame`` ``[1, 3, H, W]``, or None where ``frame`` starts a shot."""
         if self.frame is None or self.frame.shape != frame.shape or self.cuts.is_cut(self.frame, frame):
-            return matte
+            return None
         flow, gate = self.gate(self.frame, frame)
-        if float((gate > 0.5).float().mean()) < MIN_EXPLAINED:
+        return (flow, gate) if float((gate > 0.5).float().mean()) >= MIN_EXPLAINED else None
+
+    def _blend(self, frame: torch.Tensor, matte: torch.Tensor) -> torch.Tensor:
+        """``matte`` ``[1, 1, H, W]`` of ``frame`` blended with the warped previous alpha (unless a shot starts)."""
+        motion = self._motion(frame)
+        if motion is None:
+            self.shot_frames = 1
             return matte
-        return matte + self.strength * gate * (warp(self.alpha, flow, "bicubic").clamp(0, 1) - matte)
+        flow, gate = motion
+        weight = min(self.strength, self.shot_frames / (self.shot_frames + 1))
+        self.shot_frames += 1
+        return matte + weight * gate * (warp(self.alpha, flow, "bicubic").clamp(0, 1) - matte)
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
