@@ -87,3 +87,11 @@ def test_stream_mattes_chunks_and_counts():
     assert calls == [(3, 3, 6, 5)] * 2 + [(1, 3, 6, 5)] and done == [3, 3, 1]
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         stream_mattes(frames, 0, matte_chunk)
+
+
+@pytest.mark.parametrize(("strength", "expected"), [(0.95, [0.0, 0.3, 0.5]), (0.5, [0.0, 0.3, 0.6])])
+def test_stabiliser_on_a_still_shot_is_a_running_mean_up_to_its_strength(strength, expected):
+    frame = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0)).expand(3, -1, -1, -1)
+    alpha = torch.tensor([0.0, 0.6, 0.9]).view(3, 1, 1).expand(3, 24, 32)
+    steady = TemporalStabiliser(strength)(frame, alpha)
+    torch.testing.assert_close(steady, torch.tensor(expected).view(3, 1, 1).expand(3, 24, 32), atol=1e-5, rtol=0)
