@@ -4,6 +4,7 @@
     python bench/video_benchmark.py flicker                     # synthetic moving object, tiny random model
     python bench/video_benchmark.py flicker --sd v2-1_768-ema-pruned.safetensors --icm iconmatting.safetensors
     python bench/video_benchmark.py stability --before f849b9f  # photo clips, this stabiliser and a revision's
+    python bench/video_benchmark.py speed --before f849b9f --width 480 --height 270 --frames 4
 
 memory: every frame count runs in a fresh process (peak = that process's max RSS) through the same streaming loop as
 Video In-Context Matte (icm_model.video.stream), chunk after chunk, with the stabiliser on (glibc's mmap threshold
@@ -21,6 +22,8 @@ sub-pixel drift, rotation, scaling, an occluder, a scene cut; needs the `test` e
 on noisy mattes (edge jitter + noise) and on exact mattes: mean error, edge flicker and temporal error in the edge band,
 and the mean error of the two frames after the cut, averaged over --seeds. --before REV adds the same rows for the
 stabiliser of a git revision (its icm_model/video/motion.py and temporal.py), e.g. the whole-pixel one of f849b9f.
+
+speed: seconds per frame of the stabiliser alone (and of --before's) on frames of noise moving 1 px per frame.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -185,11 +189,30 @@ def stability(args: argparse.Namespace) -> dict:
             f"{args.seeds}", "rows": rows}  # fmt: skip
 
 
+def speed(args: argparse.Namespace) -> dict:
+    """Seconds per frame of the stabiliser (this one and --before's) on ``--width`` x ``--height`` frames of noise
+    moving 1 px per frame."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, args.height, args.width, generator=generator)
+    frames = torch.stack([image.roll(t, dims=-1) for t in range(args.frames)]).to(args.device)  # 1 px per frame
+    alpha = torch.rand(args.frames, args.height, args.width, generator=generator).to(args.device)
+    versions = {"now": TemporalStabiliser} | ({args.before: _stabiliser_of(args.before)} if args.before else {})
+    seconds = {}
+    for version, stabiliser in versions.items():
+        run = stabiliser(DEFAULT_STRENGTH)
+        run(frames[:1], alpha[:1])
+        start = time.perf_counter()
+        run(frames[1:], alpha[1:])
+        seconds[version] = round((time.perf_counter() - start) / (args.frames - 1), 3)
+    return {"frame_size": f"{args.width}x{args.height}", "device": args.device, "threads": torch.get_num_threads(),
+            "seconds_per_frame": seconds}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["memory", "flicker", "stability", "memory-run"])
+    parser.add_argument("what", choices=["memory", "flicker", "stability", "speed", "memory-run"])
     parser.add_argument("--counts", type=int, nargs="+", default=[32, 256], help="memory: frame counts")
-    parser.add_argument("--frames", type=int, default=16, help="flicker: clip length")
+    parser.add_argument("--frames", type=int, default=16, help="flicker, speed: clip length")
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=96)
     parser.add_argument("--chunk-size", type=int, default=4)
@@ -203,7 +226,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="stability: clips' noise draws")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    commands = {"memory": memory, "flicker": flicker_figures, "stability": stability, "memory-run": memory_run}
+    commands = {"memory": memory, "flicker": flicker_figures, "stability": stability, "speed": speed,
+                "memory-run": memory_run}  # fmt: skip
     result = commands[args.what](args)
     text = json.dumps(result, indent=1)
     print(text)
