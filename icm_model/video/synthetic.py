@@ -198,7 +198,10 @@ def photo_clip(
 def skimage_photo(name: str, height: int, width: int) -> torch.Tensor:
     """The scikit-image sample photo ``name`` (``skimage.data.<name>()``, RGB) as ``[3, height, width]`` in [0, 1]:
     its centre, cropped to the aspect ratio and area-averaged to the size. Needs scikit-image (the ``test`` extra)."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError("the photo clips need scikit-image: pip install -e '.[test]'") from error
 
     photo = torch.from_numpy(getattr(skimage.data, name)()).float().div(255).movedim(-1, 0)
     rows, cols = photo.shape[-2:]
