@@ -24,7 +24,7 @@ from .progress import TextProgress
 def matte_targets(args: argparse.Namespace) -> JobSummary:
     """The ``matte`` subcommand on the chosen engine: targets already done are skipped, unreadable ones reported."""
     settings = MatteSettings(args.ensemble, args.seed, args.upsampling, args.foreground)
-    out = str(args.out)
+    out = args.out
     locations = Storage.for_location(str(args.targets)).list_images(str(args.targets))
     if args.engine == "ray":
         from .engines.ray_engine import ModelSpec, RayOptions, run_ray
@@ -50,7 +50,8 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
     device = resolve_device(args.device)
     matting = load_matting(args.sd, args.icm, device, args.precision, args.max_batch)
     progress = TextProgress(plan.target_count, "evaluating")
-    alpha_dir = args.out / "alpha" if args.save_alpha else None
+    out = Path(args.out)
+    alpha_dir = out / "alpha" if args.save_alpha else None
     results = evaluate(matting, plan, settings, on_target=progress.update, alpha_dir=alpha_dir)
     details = {
         "dataset": str(args.dataset),
@@ -59,9 +60,9 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
         "device": str(device),
         "precision": resolve_precision(args.precision, device),
     }
-    write_outputs(args.out, plan, results, settings, details, args.worst)
+    write_outputs(out, plan, results, settings, details, args.worst)
     mean_sad = sum(r.metrics.sad for r in results) / len(results)
-    return f"{len(results)} targets in {len(plan.groups)} groups, mean SAD {mean_sad:.4g}: see {args.out / 'report.md'}"
+    return f"{len(results)} targets in {len(plan.groups)} groups, mean SAD {mean_sad:.4g}: see {out / 'report.md'}"
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +74,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="Stable Diffusion 2.1 768-v: its single-file checkpoint or a diffusers folder",
     )
     parser.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (matte --engine ray: also s3://... and the like)")
     parser.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
     parser.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
     parser.add_argument("--seed", type=int, default=0)
