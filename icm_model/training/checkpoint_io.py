@@ -155,7 +155,9 @@ def load_training_checkpoint(location: Path, decoder: InContextDecoder) -> Train
         tensors = load_file(str(location / STATE_TENSORS))
         document = json.loads((location / STATE_JSON).read_text())
     except (SafetensorError, OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"training checkpoint {str(location)!r} is not readable ({error}); resume from another") from error
+        raise ValueError(
+            f"training checkpoint {str(location)!r} is not readable ({error}); resume from another"
+        ) from error
     if document.get("format") != FORMAT_VERSION:
         raise ValueError(f"{str(location / STATE_JSON)!r} is not a training checkpoint of format {FORMAT_VERSION}")
     model = {key[len("model.") :]: value for key, value in tensors.items() if key.startswith("model.")}

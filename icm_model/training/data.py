@@ -27,7 +27,7 @@ the alpha is quantised before resizing (< 0.5 -> 0, else 1, as the official code
 square crop (the long side loses ``(long - short) // 2`` pixels at its start) or, with ``random_crop = f``, a square
 of side uniform in ``[f * short, short]`` at a uniform position; resize to ``size x size`` with PIL: image and alpha
 with an interpolation drawn from NEAREST, BILINEAR, BICUBIC, LANCZOS (two independent draws with
-``independent_interpolations``, quirk T6; else one draw for both), the trimap with NEAREST. PIL resamples with
+``independent_interpolation``, quirk T6; else one draw for both), the trimap with NEAREST. PIL resamples with
 antialiasing when shrinking, where the official cv2.resize does not: the values differ from the official ones by
 resampling detail, not by convention. Tensors: image ``u8 / 127.5 - 1`` ``[3, S, S]`` in [-1, 1]; alpha clipped to
 [0, 1] ``[1, S, S]``; trimap ``[1, S, S]`` in {0, 0.5, 1} (raw < 85 -> 0, raw >= 170 -> 1, else 0.5).
@@ -95,7 +95,7 @@ class PipelineOptions:
     """How items become tensors (see the module docstring)."""
 
     size: int = 768
-    independent_interpolations: bool = True
+    independent_interpolation: bool = True
     self_pairing: bool = True
     random_crop: float | None = None
     trimap_radius: int = DEFAULT_TRIMAP_RADIUS
@@ -258,7 +258,7 @@ def load_item(
         radius = max(1, round(options.trimap_radius * side / options.size)) if options.trimap_radius else 0
         trimap = trimap_from_alpha(torch.from_numpy(np.ascontiguousarray(alpha)), radius).numpy()
     image_filter = rng.choice(INTERPOLATIONS)
-    alpha_filter = rng.choice(INTERPOLATIONS) if options.independent_interpolations else image_filter
+    alpha_filter = rng.choice(INTERPOLATIONS) if options.independent_interpolation else image_filter
     size = (options.size, options.size)
     image = np.asarray(image.resize(size, image_filter, box=box), dtype=np.float32)
     alpha = np.asarray(Image.fromarray(np.ascontiguousarray(alpha), "F").resize(size, alpha_filter))
@@ -335,4 +335,3 @@ def step_keys(step: int, batch: int, count: int, shuffle: bool, seed: int) -> li
             orders[epoch] = epoch_order(count, epoch, shuffle, seed)
         keys.append((epoch, orders[epoch][position % count]))
     return keys
-
