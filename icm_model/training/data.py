@@ -260,10 +260,10 @@ def load_item(
     image_filter = rng.choice(INTERPOLATIONS)
     alpha_filter = rng.choice(INTERPOLATIONS) if options.independent_interpolation else image_filter
     size = (options.size, options.size)
-    image = np.asarray(image.resize(size, image_filter, box=box), dtype=np.float32)
+    image = np.asarray(image.resize(size, image_filter, box=box), dtype=np.float64)
     alpha = np.asarray(Image.fromarray(np.ascontiguousarray(alpha), "F").resize(size, alpha_filter))
     trimap = np.asarray(Image.fromarray(np.ascontiguousarray(trimap)).resize(size, Image.Resampling.NEAREST))
-    image_tensor = torch.from_numpy(image / 127.5 - 1.0).permute(2, 0, 1).contiguous()
+    image_tensor = torch.from_numpy(image / 127.5 - 1.0).float().permute(2, 0, 1).contiguous()  # float64 as official
     alpha_tensor = torch.from_numpy(np.clip(alpha, 0.0, 1.0)).unsqueeze(0)
     trimap_tensor = torch.full(trimap.shape, 0.5)
     trimap_tensor[torch.from_numpy(trimap < _TRIMAP_LOW)] = 0.0
