@@ -99,15 +99,26 @@ def test_group_of_one_image(tmp_path):
     assert set(_pairs(PairDataset(items, PipelineOptions(size=32), 0), lone)) == {lone}
 
 
+def test_generated_trimap_by_hand():
+    alpha = np.zeros((5, 7), np.float32)
+    alpha[2, 1] = 0.3  # one soft pixel: a 3x3 unknown square at radius 1
+    alpha[:, 5:] = 1.0  # a hard edge between columns 4 and 5: a band of 2 + 2 radius columns
+    expected = np.zeros((5, 7), np.uint8)
+    expected[1:4, 0:3] = 128
+    expected[:, 5:] = 255
+    expected[:, 3:7] = 128
+    assert np.array_equal(trimap_from_alpha(alpha, 1), expected)
+
+
 def test_generated_trimap_matches_scipy_dilation_on_a_photo():
     from skimage import data
 
     horse = ~data.horse()  # a binary silhouette photo: white horse on black
-    alpha = torch.from_numpy(horse.astype(np.float32))
+    alpha = horse.astype(np.float32)
     alpha[100:110, 100:200] = 0.5  # and a soft patch
     radius = 4
-    got = trimap_from_alpha(alpha, radius).numpy()
-    a = alpha.numpy()
+    got = trimap_from_alpha(alpha, radius)
+    a = alpha
     fg = a >= 0.5
     edge = ndi.binary_dilation(fg, np.ones((3, 3))) & ndi.binary_dilation(~fg, np.ones((3, 3)))
     unknown = ndi.binary_dilation(((a > 0) & (a < 1)) | edge, np.ones((2 * radius + 1,) * 2))

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.ndimage as ndi
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from ..evaluation.evaluate import Sample, _oriented_size, discover_dataset
@@ -201,22 +201,19 @@ def single_image_groups(items: Sequence[TrainingItem]) -> list[str]:
 # --- trimaps and the crop-resize pipeline ----------------------------------------------------------------------
 
 
-def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary dilation of ``[H, W]`` bool by a ``(2r+1)``-square (separable max pooling)."""
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of ``[H, W]`` bool by a ``(2r+1)``-square (nothing enters from outside the image)."""
     if radius == 0:
         return mask
-    x = mask[None, None].float()
-    x = F.max_pool2d(x, (1, 2 * radius + 1), stride=1, padding=(0, radius))
-    x = F.max_pool2d(x, (2 * radius + 1, 1), stride=1, padding=(radius, 0))
-    return x[0, 0] > 0
+    return ndi.maximum_filter(mask.astype(np.uint8), size=2 * radius + 1, mode="constant", cval=0) > 0
 
 
-def trimap_from_alpha(alpha: torch.Tensor, radius: int) -> torch.Tensor:
+def trimap_from_alpha(alpha: np.ndarray, radius: int) -> np.ndarray:
     """A trimap ``[H, W]`` uint8 (0, 128, 255) from alpha ``[H, W]`` in [0, 1] (rule: module docstring)."""
     foreground = alpha >= 0.5
     edge = _dilate(foreground, 1) & _dilate(~foreground, 1)
     unknown = _dilate(((alpha > 0) & (alpha < 1)) | edge, radius)
-    trimap = torch.where(foreground, 255, 0).to(torch.uint8)
+    trimap = np.where(foreground, 255, 0).astype(np.uint8)
     trimap[unknown] = 128
     return trimap
 
@@ -256,7 +253,7 @@ def load_item(
         trimap = _load_grey(sample.trimap, "trimap")[top : top + side, left : left + side]
     else:
         radius = max(1, round(options.trimap_radius * side / options.size)) if options.trimap_radius else 0
-        trimap = trimap_from_alpha(torch.from_numpy(np.ascontiguousarray(alpha)), radius).numpy()
+        trimap = trimap_from_alpha(alpha, radius)
     image_filter = rng.choice(INTERPOLATIONS)
     alpha_filter = rng.choice(INTERPOLATIONS) if options.independent_interpolation else image_filter
     size = (options.size, options.size)
