@@ -237,10 +237,13 @@ class HeadTrainer:
         """Fresh :class:`StepNoise` for ``batch`` (global RNG when ``generator`` is None)."""
         return StepNoise.draw(len(batch), batch.target_image.shape[-1] // VAE_DOWNSCALE, self.ensemble, generator)
 
-    def loss(self, batch: TrainingBatch, noise: StepNoise | None = None) -> LossTerms:
+    def loss(self, batch: TrainingBatch, noise: StepNoise | None = None) -> tuple[torch.Tensor, LossTerms]:
         """Forward and loss of one (micro-)batch, checked (:func:`check_loss`); backward is the caller's.
 
         ``noise``: the draws (default: fresh from the global RNG, the official behaviour).
+
+        Returns:
+            ``(prediction [B, 1, H, W], losses)``.
         """
         if batch.target_image.shape[-2] != batch.target_image.shape[-1]:
             raise ValueError("training batch: images must be square (the feature grids are square)")
@@ -250,7 +253,7 @@ class HeadTrainer:
         segmentation = None if batch.segmentation is None else batch.segmentation.tolist()
         losses = matting_loss(prediction, alpha, trimap, self.recipe, segmentation)
         check_loss(losses.total, self.recipe)
-        return losses
+        return prediction, losses
 
     def apply(self) -> float:
         """Adam step on the accumulated gradients, then the schedule; returns the lr used. Clears the gradients."""
@@ -263,7 +266,7 @@ class HeadTrainer:
     def step(self, batch: TrainingBatch, noise: StepNoise | None = None) -> StepResult:
         """One official iteration: zero_grad, forward, loss, backward, Adam step, scheduler step."""
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.loss(batch, noise)
+        _, losses = self.loss(batch, noise)
         losses.total.backward()
         lr = self.apply()
         return StepResult(
