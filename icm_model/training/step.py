@@ -270,9 +270,9 @@ class HeadTrainer:
         losses.total.backward()
         lr = self.apply()
         return StepResult(
-            float(losses.total),
-            {key: float(value) for key, value in losses.terms.items()},
-            [{key: float(value) for key, value in sample.items()} for sample in losses.per_sample],
+            float(losses.total.detach()),
+            {key: float(value.detach()) for key, value in losses.terms.items()},
+            [{key: float(value.detach()) for key, value in sample.items()} for sample in losses.per_sample],
             losses.routes,
             lr,
             self.steps,
