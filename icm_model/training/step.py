@@ -9,6 +9,7 @@ updated); total loss > 1e4 or NaN raises.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -32,16 +33,18 @@ class TrainingBatch:
     """B reference/target pairs of one size ``H x W`` (multiples of 32); target ``b`` is matted with reference ``b``.
 
     Attributes:
-        reference_image: ``[B, 3, H, W]`` in [-1, 1] (the official ``u8 / 127.5 - 1``).
-        reference_guidance: ``[B, 1, H, W]`` in [0, 1]: the reference's alpha; pixels > 0.5 form its RoI.
+        reference_image: ``[B, 3, H, W]`` in [-1, 1] (the official ``u8 / 127.5 - 1``); None when every target is
+            matted against one fixed, already encoded query (fine-tuning, see :class:`TrainingForward`).
+        reference_guidance: ``[B, 1, H, W]`` in [0, 1]: the reference's alpha; pixels > 0.5 form its RoI (None with
+            ``reference_image``).
         target_image: ``[B, 3, H, W]`` in [-1, 1].
         alpha: ``[B, 1, H, W]`` in [0, 1], the target's ground truth.
         trimap: ``[B, 1, H, W]`` in {0, 0.5, 1}; 0.5 = unknown.
         segmentation: ``[B]`` bool, whether each target comes from a segmentation dataset (``kind`` routing only).
     """
 
-    reference_image: torch.Tensor
-    reference_guidance: torch.Tensor
+    reference_image: torch.Tensor | None
+    reference_guidance: torch.Tensor | None
     target_image: torch.Tensor
     alpha: torch.Tensor
     trimap: torch.Tensor
@@ -104,22 +107,60 @@ class TrainingForward(nn.Module):
 
     Holds the decoder as its only submodule; the frozen backbone is a plain attribute, so ``parameters()`` and
     ``state_dict()`` are the decoder's (prefixed ``decoder.``).
+
+    Args:
+        backbone, decoder, timestep, max_batch: as :class:`HeadTrainer`'s.
+        query: a fixed in-context query ``[K, C]`` (an encoded :class:`~icm_model.pipeline.ReferenceContext`) for
+            every target, instead of each pair's own reference (fine-tuning on a user's reference).
+        on_step: progress of the feature extraction (see :class:`EnsembleFeatureExtractor`); it may raise to cancel.
     """
 
     def __init__(
-        self, backbone: Backbone, decoder: InContextDecoder, timestep: int = DEFAULT_TIMESTEP, max_batch: int = 8
+        self,
+        backbone: Backbone,
+        decoder: InContextDecoder,
+        timestep: int = DEFAULT_TIMESTEP,
+        max_batch: int = 8,
+        query: torch.Tensor | None = None,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__()
         self.decoder = decoder
-        self.extractor = EnsembleFeatureExtractor(backbone, timestep, max_batch)
+        self.query = query
+        self.extractor = EnsembleFeatureExtractor(backbone, timestep, max_batch, on_step)
 
     def forward(self, batch: TrainingBatch, noise: StepNoise, binarise_in_place: bool = False) -> torch.Tensor:
         """Predicted alpha ``[B, 1, H, W]`` in [0, 1], differentiable in the decoder's parameters.
 
-        Features (no_grad, detached) come from images mapped to [0, 1]; the guidance is binarised (> 0.5), inside
-        ``batch.reference_guidance`` itself when ``binarise_in_place`` (official, T11). Raises ValueError naming the
-        sample whose reference RoI covers no whole token of the correspondence grid.
+        Features (no_grad, detached) come from images mapped to [0, 1]. Each target's inter-similarity comes from the
+        fixed query, or from its own reference (:meth:`queries`).
         """
+        queries = self.queries(batch, noise, binarise_in_place)
+        with torch.no_grad():
+            target = self.extractor.targets((batch.target_image + 1) / 2, noise.target)
+        device = next(self.decoder.parameters()).device
+        target = target.to(device)
+        parts = [self.decoder.guidance(query.to(device), _one(target, b)) for b, query in enumerate(queries)]
+        joined = Guidance(
+            torch.cat([g.inter for g in parts]),
+            (torch.cat([g.intra[0] for g in parts]), torch.cat([g.intra[1] for g in parts])),
+        )
+        alpha, _ = self.decoder.matte(joined, target, batch.target_image.to(device))
+        return alpha
+
+    def queries(self, batch: TrainingBatch, noise: StepNoise, binarise_in_place: bool = False) -> list[torch.Tensor]:
+        """Per target, its in-context query ``[K_b, C]``: the fixed query, or its reference's features (no_grad)
+        under the reference guidance binarised (> 0.5), inside ``batch.reference_guidance`` itself when
+        ``binarise_in_place`` (official, T11).
+
+        Raises:
+            ValueError: a batch without references and no fixed query; a sample whose reference RoI covers no whole
+                token of the correspondence grid (naming it).
+        """
+        if self.query is not None:
+            return [self.query] * len(batch)
+        if batch.reference_image is None or batch.reference_guidance is None:
+            raise ValueError("training batch: reference_image and reference_guidance are needed without a fixed query")
         guidance = batch.reference_guidance
         if binarise_in_place:
             guidance.copy_((guidance > 0.5).to(guidance.dtype))
@@ -127,25 +168,15 @@ class TrainingForward(nn.Module):
             guidance = (guidance > 0.5).to(guidance.dtype)
         with torch.no_grad():
             reference = self.extractor.correspondence((batch.reference_image + 1) / 2, noise.reference)
-            target = self.extractor.targets((batch.target_image + 1) / 2, noise.target)
-        tokens = roi_token_mask(guidance[:, 0], reference.shape[-2:])
-        device = next(self.decoder.parameters()).device
-        reference, tokens, target = reference.to(device), tokens.to(device), target.to(device)
-        parts = []
+        tokens = roi_token_mask(guidance[:, 0], reference.shape[-2:]).to(reference.device)
         for b in range(len(batch)):
             if not tokens[b].any():
-                cell = batch.target_image.shape[-1] // reference.shape[-1]
+                cell = batch.reference_image.shape[-1] // reference.shape[-1]
                 raise ValueError(
                     f"training sample {b}: its reference guidance covers no whole {cell}x{cell}-pixel cell of the "
                     "feature grid; give it a reference whose object is larger, or leave the pair out"
                 )
-            parts.append(self.decoder.guidance(roi_query(reference[b : b + 1], tokens[b : b + 1]), _one(target, b)))
-        joined = Guidance(
-            torch.cat([g.inter for g in parts]),
-            (torch.cat([g.intra[0] for g in parts]), torch.cat([g.intra[1] for g in parts])),
-        )
-        alpha, _ = self.decoder.matte(joined, target, batch.target_image.to(device))
-        return alpha
+        return [roi_query(reference[b : b + 1], tokens[b : b + 1]) for b in range(len(batch))]
 
 
 @dataclass
@@ -197,6 +228,8 @@ class HeadTrainer:
         timestep: diffusion timestep t (200).
         total_steps: the run's length in optimiser steps (needed by decaying schedules).
         max_batch: most latents per U-Net call.
+        query: a fixed in-context query ``[K, C]`` for every target (fine-tuning; see :class:`TrainingForward`).
+        on_step: progress of the feature extraction; it may raise to cancel.
         wrap: optional wrapper of the :class:`TrainingForward` module, e.g. ``DistributedDataParallel``.
 
     Attributes:
@@ -214,13 +247,15 @@ class HeadTrainer:
         timestep: int = DEFAULT_TIMESTEP,
         total_steps: int | None = None,
         max_batch: int = 8,
-        wrap=None,
+        query: torch.Tensor | None = None,
+        on_step: Callable[[int], None] | None = None,
+        wrap: Callable[[nn.Module], nn.Module] | None = None,
     ) -> None:
         self.recipe, self.ensemble, self.decoder = recipe, ensemble, decoder
         decoder.train()
         self.optimizer = build_optimizer(decoder, recipe)
         self.scheduler = build_scheduler(self.optimizer, recipe, total_steps)
-        module = TrainingForward(backbone, decoder, timestep, max_batch)
+        module = TrainingForward(backbone, decoder, timestep, max_batch, query, on_step)
         self.forward = wrap(module) if wrap is not None else module
 
     @property
@@ -237,10 +272,13 @@ class HeadTrainer:
         """Fresh :class:`StepNoise` for ``batch`` (global RNG when ``generator`` is None)."""
         return StepNoise.draw(len(batch), batch.target_image.shape[-1] // VAE_DOWNSCALE, self.ensemble, generator)
 
-    def loss(self, batch: TrainingBatch, noise: StepNoise | None = None) -> LossTerms:
+    def loss(self, batch: TrainingBatch, noise: StepNoise | None = None) -> tuple[torch.Tensor, LossTerms]:
         """Forward and loss of one (micro-)batch, checked (:func:`check_loss`); backward is the caller's.
 
         ``noise``: the draws (default: fresh from the global RNG, the official behaviour).
+
+        Returns:
+            ``(prediction [B, 1, H, W], losses)``.
         """
         if batch.target_image.shape[-2] != batch.target_image.shape[-1]:
             raise ValueError("training batch: images must be square (the feature grids are square)")
@@ -250,7 +288,7 @@ class HeadTrainer:
         segmentation = None if batch.segmentation is None else batch.segmentation.tolist()
         losses = matting_loss(prediction, alpha, trimap, self.recipe, segmentation)
         check_loss(losses.total, self.recipe)
-        return losses
+        return prediction, losses
 
     def apply(self) -> float:
         """Adam step on the accumulated gradients, then the schedule; returns the lr used. Clears the gradients."""
@@ -263,13 +301,13 @@ class HeadTrainer:
     def step(self, batch: TrainingBatch, noise: StepNoise | None = None) -> StepResult:
         """One official iteration: zero_grad, forward, loss, backward, Adam step, scheduler step."""
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.loss(batch, noise)
+        _, losses = self.loss(batch, noise)
         losses.total.backward()
         lr = self.apply()
         return StepResult(
-            float(losses.total),
-            {key: float(value) for key, value in losses.terms.items()},
-            [{key: float(value) for key, value in sample.items()} for sample in losses.per_sample],
+            float(losses.total.detach()),
+            {key: float(value.detach()) for key, value in losses.terms.items()},
+            [{key: float(value.detach()) for key, value in sample.items()} for sample in losses.per_sample],
             losses.routes,
             lr,
             self.steps,
