@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 from types import SimpleNamespace
@@ -152,6 +153,19 @@ def test_bad_input_is_a_clear_error(runs, tmp_path, capsys):
     args[args.index("--data") + 1] = str(tmp_path / "empty")
     assert main(args) == 2
     assert "empty' has neither image/ + alpha/ folders nor group folders" in capsys.readouterr().err
+    blank = tmp_path / "blank" / "g"  # a group whose alphas are empty: no reference RoI
+    blank.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(blank / f"{i}.png")
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(blank / f"{i}_alpha.png")
+    args = _train_args(runs.root, tmp_path / "out")
+    args[args.index("--data") + 1] = str(tmp_path / "blank")
+    assert main(args) == 2
+    assert re.search(
+        r"step 1 \(target '.*blank/g/\d.png' with reference '.*blank/g/\d.png'\): training sample 0: "
+        "its reference guidance covers no whole",
+        capsys.readouterr().err,
+    )
     assert main(_train_args(runs.root, tmp_path / "out", "--precision", "fp16", "--device", "cpu")) == 2
     assert "--precision fp16 needs a CUDA device" in capsys.readouterr().err
     args = _train_args(runs.root, tmp_path / "out", "--resume", str(runs.whole / "checkpoints"))

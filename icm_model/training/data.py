@@ -296,11 +296,19 @@ class PairDataset(torch.utils.data.Dataset):
             members = [m for m in members if m != index]
         return rng.choice(members)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+    def _rng(self, key: tuple[int, int]) -> random.Random:
         epoch, index = key
-        rng = random.Random(f"{self.seed}/{epoch}/{index}")
-        target = self.items[index]
-        reference = self.items[self.reference_of(index, rng)]
+        return random.Random(f"{self.seed}/{epoch}/{index}")
+
+    def describe(self, key: tuple[int, int]) -> str:
+        """``target '<file>' with reference '<file>'``: the files of the pair ``self[key]``."""
+        reference = self.items[self.reference_of(key[1], self._rng(key))]
+        return f"target {str(self.items[key[1]].sample.image)!r} with reference {str(reference.sample.image)!r}"
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        rng = self._rng(key)
+        target = self.items[key[1]]
+        reference = self.items[self.reference_of(key[1], rng)]
         reference_image, reference_alpha, _ = load_item(reference, self.options, rng)
         image, alpha, trimap = load_item(target, self.options, rng)
         return {

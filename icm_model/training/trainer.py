@@ -329,7 +329,11 @@ class Trainer:
             )
             with sync:
                 with autocast:
-                    losses = self.head.loss(batch, noise)
+                    try:
+                        _, losses = self.head.loss(batch, noise)
+                    except ValueError as error:
+                        pairs = "; ".join(self.dataset.describe(key) for _, key in share[start : start + self.micro])
+                        raise ValueError(f"step {self.step + 1} ({pairs}): {error}") from error
                 loss = losses.total * scale
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             values = [float(losses.total.detach()), *(float(losses.terms[key].detach()) for key in terms)]
