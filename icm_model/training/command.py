@@ -68,7 +68,10 @@ def add_train_parser(commands: argparse._SubParsersAction, device_help: str) -> 
     parser.add_argument("--timestep", type=int, default=200)
     parser.add_argument("--device", default="auto", help=device_help)
     parser.add_argument(
-        "--precision", default="fp32", choices=TRAINING_PRECISIONS, help="decoder autocast on CUDA (fp16 with scaling)"
+        "--precision",
+        default="fp32",
+        choices=TRAINING_PRECISIONS,
+        help="autocast of the training forward on CUDA (fp16 with scaling)",
     )
     parser.add_argument("--unet-precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--max-batch", type=int, default=8, help="most latents per U-Net call")
@@ -100,7 +103,8 @@ def initial_decoder(init: Path | None, config_path: Path | None, seed: int) -> I
 
 
 def run_training(args: argparse.Namespace, device: torch.device, unet_dtype: torch.dtype) -> str:
-    """Runs ``train``; returns the summary line. SIGTERM (and a first Ctrl-C) stop after the current step, saved."""
+    """Runs ``train``; returns the summary line. A first SIGTERM or Ctrl-C stops after the current step (saved), a
+    second one at once."""
     from ..backbone.diffusers_backbone import DiffusersBackbone
 
     recipe = recipe_by_name(args.recipe)
@@ -137,7 +141,14 @@ def run_training(args: argparse.Namespace, device: torch.device, unet_dtype: tor
         if args.resume is not None:
             trainer.resume(args.resume)
         requested = threading.Event()
-        previous = {s: signal.signal(s, lambda *_: requested.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def request_stop(*_) -> None:
+            if requested.is_set():  # a second signal: stop now (the last saved checkpoint stays loadable)
+                raise KeyboardInterrupt
+            print("\nstopping after this step (signal again to stop at once)", file=sys.stderr)
+            requested.set()
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             report = trainer.run(requested)
         finally:
