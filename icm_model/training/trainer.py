@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -123,7 +123,6 @@ class TrainingReport:
     interrupted: bool
     model: Path | None
     checkpoint: Path | None
-    losses: list[float] = field(default_factory=list)
 
 
 def item_noise(positions: list[int], latent_size: int, ensemble: int, seed: int) -> StepNoise:
@@ -279,13 +278,11 @@ class Trainer:
         loader = DataLoader(self.dataset, batch_sampler=self._micro_batches(), num_workers=settings.workers)
         batches = iter(loader)
         progress = TextProgress(settings.steps - self.step, "training") if main else None
-        losses: list[float] = []
         interrupted, checkpoint = False, None
         while self.step < settings.steps:
             started = time.perf_counter()
             row = self._optimizer_step(batches, terms)
             self.step += 1
-            losses.append(row["loss"])
             if loss_log is not None:
                 loss_log.append({**row, "step": self.step, "seconds": time.perf_counter() - started})
             if progress is not None:
@@ -304,7 +301,7 @@ class Trainer:
                 interrupted = True
                 break
         model = out / "model.safetensors" if main else None
-        return TrainingReport(self.step, interrupted, model, checkpoint, losses)
+        return TrainingReport(self.step, interrupted, model, checkpoint)
 
     def _optimizer_step(self, batches: Iterator[dict[str, torch.Tensor]], terms: list[str]) -> dict[str, float]:
         """Forward and backward of this process's micro-batches, then the optimizer step; the logged values are
