@@ -521,7 +521,11 @@ def fine_tune_on_corrections() -> Workflow:
     size = (432, 416)  # the batch takes the first target's size (ImageBatch resizes the second to it)
     corrections = [
         _marks(*size, points=[{"x": 216, "y": 208, "positive": True}]),
-        _marks(*size, scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}]),
+        _marks(
+            *size,
+            points=[{"x": 200, "y": 230, "positive": True}],
+            scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}],
+        ),
     ]
     nodes = [
         *_sd_and_model(),
