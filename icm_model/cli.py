@@ -1,4 +1,5 @@
-"""``python -m icm_model``: in-context matting of a folder of images, dataset evaluation, checkpoint conversion."""
+"""``python -m icm_model``: in-context matting of a folder of images, dataset evaluation, checkpoint conversion,
+training."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from .evaluation.evaluate import EvaluationSettings, discover_dataset, evaluate,
 from .evaluation.report import write_outputs
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP
 from .progress import TextProgress
+from .training.command import add_train_parser, run_training
+
+DEVICE_HELP = "auto, cpu, cuda, cuda:1, ..."
 
 
 def matte_targets(args: argparse.Namespace) -> JobSummary:
@@ -78,7 +82,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
     parser.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="U-Net precision")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most latents per U-Net call")
 
@@ -122,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         default="local",
         choices=["local", "ray"],
-        help="local: this process, one device; ray: an actor pool on a Ray cluster (pip install -e \".[distributed]\")",
+        help='local: this process, one device; ray: an actor pool on a Ray cluster (pip install -e ".[distributed]")',
     )
     matte.add_argument("--address", help="Ray cluster: auto (the running one), ray://host:10001; default: a local one")
     matte.add_argument("--workers", type=int, help="Ray actors (default: one per GPU of the cluster, else 1)")
@@ -137,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--references", type=int, default=1, help="references per group, 1 to 4 (seeded choice)")
     evaluation.add_argument("--worst", type=int, default=8, help="images of highest SAD on worst.png (0: none)")
     evaluation.add_argument("--save-alpha", action="store_true", help="also save the predicted alphas in OUT/alpha/")
+    add_train_parser(commands, DEVICE_HELP)
     convert = commands.add_parser("convert", help="convert an IconMatting checkpoint to .safetensors")
     convert.add_argument("source", type=Path)
     convert.add_argument("destination", type=Path)
@@ -158,6 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "evaluate":
             print(evaluate_dataset(args))
+            return 0
+        if args.command == "train":
+            device = resolve_device(args.device)
+            print(run_training(args, device, PRECISIONS[resolve_precision(args.unet_precision, device)]))
             return 0
         summary = matte_targets(args)
         print("\n".join(summary.lines()))
