@@ -29,7 +29,7 @@ def parse_points(text: str, name: str, height: int, width: int) -> list[tuple[fl
         if isinstance(item, list) and len(item) == 2:
             x, y = item
         if not (is_number(x) and is_number(y)):
-            raise ValueError(f"{name}[{i}] must be a point like {{\"x\": 10, \"y\": 20}} (pixels), got {shown(item)}")
+            raise ValueError(f'{name}[{i}] must be a point like {{"x": 10, "y": 20}} (pixels), got {shown(item)}')
         points.append((x, y))
     if points and max(width, height) > 2 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in points):
         raise ValueError(

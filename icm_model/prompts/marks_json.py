@@ -226,8 +226,10 @@ def on_image(marks: DrawnMarks, height: int, width: int, name: str = "marks", fi
         width,
         None,
         [Point(x_of(p.x), y_of(p.y), p.positive) for p in marks.points],
-        [Scribble(tuple((x_of(x), y_of(y)) for x, y in s.points), s.width * stroke, s.positive)
-         for s in marks.scribbles],  # fmt: skip
+        [
+            Scribble(tuple((x_of(x), y_of(y)) for x, y in s.points), s.width * stroke, s.positive)
+            for s in marks.scribbles
+        ],  # fmt: skip
         [box(b) for b in marks.boxes],
     )
 
