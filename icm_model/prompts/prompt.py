@@ -94,8 +94,10 @@ class ReferencePrompt:
                 raise ValueError(f"{name}: scribbles[{i}] has no points")
             if not scribble.width > 0:
                 raise ValueError(f"{name}: scribbles[{i}] has width {scribble.width:g}: give a width above 0 pixels")
-            for x, y in scribble.points:
-                check_inside(x, y, f"scribbles[{i}]")
+            xs, ys = zip(*scribble.points, strict=True)
+            if not (min(xs) >= 0 and max(xs) <= self.width and min(ys) >= 0 and max(ys) <= self.height):
+                for x, y in scribble.points:
+                    check_inside(x, y, f"scribbles[{i}]")
         for i, box in enumerate(self.boxes):
             if not (box.width > 0 and box.height > 0):
                 raise ValueError(
