@@ -311,7 +311,7 @@ export class MarkEditor extends CanvasEditor {
     const step = keyAction(event);
     if (!step || step.action === "clipboard" || (step.action === "cancel" && !this.drag)) {
       // Ctrl+C / Ctrl+V go on to the copy and paste events; remember Shift for them.
-      if (step) this.copyNegative = this.pasteNegative = step.negative;
+      if (step?.action === "clipboard") this.copyNegative = this.pasteNegative = step.negative;
       return false;
     }
     if (step.action === "undo") this.undo();
