@@ -1,5 +1,5 @@
 """Where a matting job reads its targets and writes its outputs: a local folder, or any location pyarrow's file
-systems read (``s3://``, ``gs://``, ``hdfs://``...; pyarrow comes with the Ray extra).
+systems read (``s3://``, ``gs://``, ``hdfs://``, ``file://``...; pyarrow comes with the Ray extra).
 
 Every output is written under a temporary name and renamed when complete, so a stopped job never leaves a
 half-written file that a restarted job would take as done.
@@ -19,7 +19,7 @@ TEMPORARY_SUFFIX = ".partial"
 
 
 def _is_uri(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
+    return "://" in location
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Storage:
 
     @staticmethod
     def for_location(location: str | Path) -> Storage:
-        """The storage of ``location``: local for a path (or ``file://``), pyarrow for any other ``scheme://``."""
+        """The storage of ``location``: local for a plain path, pyarrow for a ``scheme://`` (``file://`` too)."""
         return Storage(uri=_is_uri(str(location)))
 
     def _pyarrow(self, location: str):
