@@ -93,3 +93,15 @@ def test_cut_to_the_same_colours_resets_where_motion_explains_too_little():
     assert not CutDetector().is_cut(clip.frames[CUT - 1 : CUT], clip.frames[CUT : CUT + 1])
     steady = TemporalStabiliser(0.8)(clip.frames, clip.noisy_alpha)
     assert torch.equal(steady[CUT], clip.noisy_alpha[CUT])
+
+
+def test_a_fade_is_no_cut_and_not_worse(clips):
+    """The drift clip fading to 55 % brightness (5 % per frame): no cut, and the stabiliser still helps."""
+    clip = clips["drift"]
+    frames = clip.frames * torch.linspace(1, 0.55, FRAMES).view(FRAMES, 1, 1, 1)
+    detector = CutDetector()
+    assert not any(detector.is_cut(frames[t - 1 : t], frames[t : t + 1]) for t in range(1, FRAMES))
+    band = edge_band(clip.alpha)
+    steady = TemporalStabiliser(0.8)(frames, clip.noisy_alpha)
+    assert mean_error(steady, clip.alpha, band) < mean_error(clip.noisy_alpha, clip.alpha, band) + NOISE_TOLERANCE
+    assert temporal_error(steady, clip.alpha, band) < 0.8 * temporal_error(clip.noisy_alpha, clip.alpha, band)
