@@ -204,31 +204,6 @@ def test_repeated_reference_is_the_union_of_the_references(setup, tmp_path, caps
     assert "give one --reference-mask per --reference (2 images, 1 masks)" in capsys.readouterr().err
 
 
-def test_targets_sharing_a_stem_keep_their_own_outputs(setup, tmp_path):
-    targets = tmp_path / "targets"
-    targets.mkdir()
-    rng = np.random.default_rng(9)
-    for name in ("a.jpg", "a.png", "A.bmp", "b.png"):
-        Image.fromarray(rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(targets / name)
-    args = _matte_args(setup, tmp_path / "out", "--ensemble", "1", "--foreground")
-    args[args.index("--targets") + 1] = str(targets)
-    assert main(args) == 0
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == sorted(f"{n}{s}.png" for n in ("A.bmp", "a.jpg", "a.png", "b") for s in ("", "_rgba"))
-    for name in ("a.jpg", "a.png"):  # each output is its own target's
-        alpha = _library_alpha(setup, targets / name, [(setup / "ref.png", setup / "mask.png")], ensemble=1)
-        _assert_png_is(tmp_path / "out" / f"{name}.png", alpha)
-
-
-def test_output_stems_are_distinct():
-    from pathlib import Path
-
-    from icm_model.image_io import output_stems
-
-    paths = [Path(n) for n in ("x/a.jpg", "x/a.png", "x/b.png", "x/a.jpg.png", "y/a.jpg")]
-    assert list(output_stems(paths).values()) == ["a.jpg", "a.png", "b", "a.jpg~2", "a.jpg~3"]
-
-
 def test_a_bug_keeps_its_traceback(setup, tmp_path, monkeypatch, capsys):
     """Only the pack's user-input errors (InputError) become one 'error:' line; a ValueError from a bug propagates."""
     import icm_model.cli
@@ -236,7 +211,7 @@ def test_a_bug_keeps_its_traceback(setup, tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise ValueError("a bug deep inside")
 
-    monkeypatch.setattr(icm_model.cli, "matte_folder", broken)
+    monkeypatch.setattr(icm_model.cli, "matte_targets", broken)
     with pytest.raises(ValueError, match="a bug deep inside"):
         main(_matte_args(setup, tmp_path / "out"))
     assert "error:" not in capsys.readouterr().err
