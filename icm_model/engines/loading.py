@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ...validation import InputError
 from ..decoder.checkpoint import load_decoder
 from ..image_io import load_image, load_mask
 from ..pipeline import DEFAULT_MAX_BATCH, InContextMatting, ReferenceContext
+from ..validation import InputError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

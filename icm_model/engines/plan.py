@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
-from ...validation import InputError
+from ..validation import InputError
 from .storage import Storage
 
 ALPHA_SUFFIX = ".png"

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from ...validation import InputError
 from ..backbone.features import images_per_call
 from ..pipeline import InContextMatting, ReferenceContext
 from ..progress import TextProgress
+from ..validation import InputError
 from .job import BatchResult, JobSummary, MatteSettings, matte_batch
 from .loading import encode_references, load_matting, resolve_device
 from .plan import Failure, Target, plan_batches, plan_targets

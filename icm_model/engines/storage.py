@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...validation import InputError
 from ..image_io import IMAGE_SUFFIXES
+from ..validation import InputError
 
 TEMPORARY_SUFFIX = ".partial"
 

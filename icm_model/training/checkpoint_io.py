@@ -30,9 +30,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ...validation import InputError
 from ..decoder.checkpoint import save_decoder
 from ..decoder.model import InContextDecoder
+from ..validation import InputError
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"

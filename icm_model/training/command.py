@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from ...validation import InputError
 from ..decoder.checkpoint import load_decoder
 from ..decoder.config import DecoderConfig
 from ..decoder.model import InContextDecoder
 from ..evaluation.evaluate import discover_dataset, plan_evaluation
+from ..validation import InputError
 from .data import (
     DEFAULT_TRIMAP_RADIUS,
     MATTING,

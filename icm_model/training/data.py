@@ -48,9 +48,9 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from ...validation import InputError
 from ..evaluation.evaluate import Sample, _oriented_size, discover_dataset
 from ..image_io import IMAGE_SUFFIXES, _open
+from ..validation import InputError
 
 MATTING = "matting"
 SEGMENTATION = "segmentation"

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ...validation import InputError
 from ..backbone.features import VAE_DOWNSCALE, Backbone, extraction_steps
 from ..decoder.model import InContextDecoder
 from ..geometry import Letterbox
+from ..validation import InputError
 from .recipe import CORRECTED, TrainingRecipe
 from .step import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, HeadTrainer, StepNoise, TrainingBatch
 
