@@ -11,20 +11,16 @@ from PIL import Image
 
 from icm_model.cli import main
 from icm_model.decoder.checkpoint import load_decoder, read_tensors, save_decoder
-from icm_model.random_models import TINY_DECODER, random_decoder, write_diffusers_folder
+from icm_model.random_models import TINY_DECODER, random_decoder
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    write_diffusers_folder(root / "sd", "tiny")
-    save_decoder(random_decoder(), root / "icm.safetensors")
+def setup(standalone_models):
+    """The tiny models, reference and mask of ``standalone_models``, and three targets (two of one size) beside a
+    file that is no image."""
+    root = standalone_models[0]
     rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (100, 150, 3), dtype=np.uint8)).save(root / "ref.png")
-    mask = np.zeros((100, 150), np.uint8)
-    mask[20:80, 40:110] = 255
-    Image.fromarray(mask).save(root / "mask.png")
-    (root / "targets").mkdir()
+    (root / "targets").mkdir(exist_ok=True)
     for name, (h, w) in {"a": (60, 80), "b": (60, 80), "c": (200, 90)}.items():
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "targets" / f"{name}.jpg")
     (root / "targets" / "notes.txt").write_text("not an image")
