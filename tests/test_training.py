@@ -202,7 +202,7 @@ def test_bad_batches_are_refused(backbone):
     batch = _batch()
     with pytest.raises(ValueError, match=r"alpha must be \[2, 1, 128, 128\]"):
         dataclasses.replace(batch, alpha=batch.alpha[:, :, :64])
-    with pytest.raises(ValueError, match="multiples of 32"):
+    with pytest.raises(ValueError, match="square and a multiple of 32"):
         TrainingBatch(*(x[..., :100, :100] for x in (batch.reference_image, batch.reference_guidance,
                                                       batch.target_image, batch.alpha, batch.trimap)))  # fmt: skip
     empty = dataclasses.replace(batch, reference_guidance=torch.zeros_like(batch.reference_guidance))

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from ..backbone.features import VAE_DOWNSCALE, Backbone, extraction_steps
 from ..decoder.model import InContextDecoder
 from ..geometry import Letterbox
+from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP
 from .recipe import CORRECTED, TrainingRecipe
-from .step import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, HeadTrainer, StepNoise, TrainingBatch
+from .step import HeadTrainer, StepNoise, TrainingBatch
 
 TRIMAP_BAND_DIVISOR = 64
 """The unknown band reaches ``working_size / 64`` pixels (12 at 768) either side of the matte's edge."""
