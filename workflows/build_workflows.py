@@ -392,7 +392,7 @@ def fig8_same_instance_other_views() -> Workflow:
 
 
 def _marks(width: int, height: int, **marks) -> str:
-    """The ``marks`` widget value (MARKS.md): marks in pixels of a ``width x height`` image."""
+    """The ``marks`` widget value (docs/MARKS.md): marks in pixels of a ``width x height`` image."""
     return json.dumps({"version": 1, "image": {"width": width, "height": height}, **marks})
 
 
