@@ -24,6 +24,7 @@ import torch
 from ..icm_model.backbone.capture import HIGH, LOW, StopUNet, UNetCapture
 from ..icm_model.backbone.features import LATENT_CHANNELS, LatentPosterior
 from .model_check import check_sd2_v
+from .model_identity import model_identity
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
 ATTENTION_BLOCKS = {
@@ -79,6 +80,9 @@ class ComfyBackbone:
         check_latent_channels(getattr(vae, "latent_channels", LATENT_CHANNELS))
         self._current: UNetCapture | None = None
         self.model = model
+        self.identity = model_identity(model)
+        """The MODEL's weights and patches (:func:`~.model_identity.model_identity`): features of backbones of another
+        identity cannot be compared with these."""
         self.vae = vae
         self.conditioning = conditioning
         self.reference_patcher = self._patched(())

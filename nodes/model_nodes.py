@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 
 from ..icm_model.decoder.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
 from ..icm_model.decoder.model import InContextDecoder
+from ..icm_model.fingerprint import weights_fingerprint
 from .common import CATEGORY
 
 MODEL_FOLDER = "icon_matting"
@@ -33,6 +34,8 @@ class IconMattingModel:
 
     def __init__(self, decoder: InContextDecoder, name: str) -> None:
         self.decoder, self.name = decoder, name
+        self.fingerprint = weights_fingerprint(decoder.state_dict().items(), decoder.config.to_json())
+        """Of the weights and configuration, computed once: guidance of another checkpoint has another one."""
         self.patcher = comfy.model_patcher.ModelPatcher(
             decoder,
             load_device=comfy.model_management.get_torch_device(),
@@ -42,6 +45,10 @@ class IconMattingModel:
     @property
     def working_size(self) -> int:
         return self.decoder.config.working_size
+
+    def describe(self) -> str:
+        """The checkpoint's file name and fingerprint, for errors."""
+        return f"{self.name} (weights {self.fingerprint})"
 
     def load(self) -> InContextDecoder:
         """The decoder, on the compute device."""
