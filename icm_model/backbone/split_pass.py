@@ -74,8 +74,9 @@ def run_split(
         except OOM_ERRORS:
             if size == 1:
                 raise
+            output = part = None
+        if part is None:  # out of memory; outside the except block, so the failed call's tensors can be freed
             progress.units = units
-            del part
             if on_oom is not None:
                 on_oom()
             cap = size // 2

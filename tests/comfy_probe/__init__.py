@@ -39,6 +39,11 @@ def _restore():
         setattr(mm, name, value)
 
 
+def _reports_free(free):
+    """A get_free_memory that reports ``free`` bytes."""
+    return lambda dev=None, torch_free_too=False: (free, free) if torch_free_too else free
+
+
 def _pack_referrers(target, depth=6, limit=20000):
     """Objects of the pack (instances of its classes, its functions, its modules' globals) on a referrer path to
     ``target``, within ``depth`` steps."""
@@ -73,7 +78,7 @@ class ICMTestLiveModels:
     FUNCTION = "probe"
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         return {"required": {"label": ("STRING", {"default": ""})}, "optional": {"after": (ANY,)}}
 
     def probe(self, label, after=None):
@@ -100,7 +105,7 @@ class ICMTestDeviceBudget:
     FUNCTION = "apply"
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         return {
             "required": {
                 "model": ("MODEL",),
@@ -122,8 +127,7 @@ class ICMTestDeviceBudget:
         clone = model.clone()
         clone.set_model_input_block_patch(first_block)
         if free_memory_mb:
-            free = free_memory_mb << 20
-            mm.get_free_memory = lambda dev=None, torch_free_too=False: (free, free) if torch_free_too else free
+            mm.get_free_memory = _reports_free(free_memory_mb << 20)
         return (clone,)
 
 
@@ -134,7 +138,7 @@ class ICMTestVramMode:
     FUNCTION = "apply"
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         return {"required": {"model": ("MODEL",), "mode": (["lowvram", "novram"],)}}
 
     def apply(self, model, mode):
@@ -145,7 +149,7 @@ class ICMTestVramMode:
         def forced(models, *args, **kwargs):
             saved = mm.vram_state
             mm.vram_state, mm.is_device_cpu = state, (lambda device: False)
-            mm.get_free_memory = lambda dev=None, torch_free_too=False: (64 << 20, 64 << 20) if torch_free_too else 64 << 20
+            mm.get_free_memory = _reports_free(64 << 20)
             try:
                 return load(models, *args, **kwargs)
             finally:
@@ -153,13 +157,15 @@ class ICMTestVramMode:
                 mm.is_device_cpu, mm.get_free_memory = _original["is_device_cpu"], _original["get_free_memory"]
                 for patcher in models:
                     inner = patcher.model
-                    _log["loads"].append({
-                        "model": type(inner).__name__,
-                        "lowvram": bool(getattr(inner, "model_lowvram", False)),
-                        "lowvram_patches": int(getattr(inner, "lowvram_patch_counter", 0)),
-                        "loaded": int(getattr(inner, "model_loaded_weight_memory", 0)),
-                        "size": int(patcher.model_size()),
-                    })
+                    _log["loads"].append(
+                        {
+                            "model": type(inner).__name__,
+                            "lowvram": bool(getattr(inner, "model_lowvram", False)),
+                            "lowvram_patches": int(getattr(inner, "lowvram_patch_counter", 0)),
+                            "loaded": int(getattr(inner, "model_loaded_weight_memory", 0)),
+                            "size": int(patcher.model_size()),
+                        }
+                    )
 
         mm.load_models_gpu = forced
         return (model,)
@@ -173,7 +179,7 @@ class ICMTestReport:
     FUNCTION = "report"
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         return {"required": {"after": (ANY,)}}
 
     def report(self, after):
@@ -193,7 +199,7 @@ class ICMTestTensorStats:
     FUNCTION = "stats"
 
     @classmethod
-    def INPUT_TYPES(cls):
+    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
         return {"required": {"image": ("IMAGE",), "mask": ("MASK",)}}
 
     def stats(self, image, mask):
