@@ -63,7 +63,15 @@ def server(tmp_path_factory):
 
 
 def _ok(server, prompt: dict) -> dict:
-    result = server.run(prompt)
+    prompt_id = server.queue(prompt)
+    for _ in range(3):  # a CPU-bound ComfyUI on a loaded 2-core machine may not answer one poll within its timeout
+        try:
+            result = server.wait(prompt_id)
+            break
+        except TimeoutError:
+            continue
+    else:
+        pytest.fail(f"ComfyUI stopped answering while running prompt {prompt_id}")
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[:3000] + server.log_tail()
     return result
 
@@ -177,18 +185,26 @@ def test_batches_shrink_instead_of_failing(server):
                                    rtol=1e-4, atol=1e-4)  # fmt: skip
 
 
-def test_lora_reaches_the_weights_the_pass_runs(server):
+def _lora(name: str, strength: float = 1.0, model: str = "ckpt") -> dict:
+    return {"lora": {"class_type": "LoraLoaderModelOnly",
+                     "inputs": {"model": [model, 0], "lora_name": name, "strength_model": strength}}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_load(server):
+    """ICMTestTensorStats of the plain MODEL and of the MODEL with the early-layers LoRA, loaded whole (run once)."""
+    return {
+        "plain": _stats(server, _still_prompt()),
+        "early": _stats(server, _still_prompt(1, ("lora", 0), _lora("early.safetensors"))),
+    }
+
+
+def test_lora_reaches_the_weights_the_pass_runs(server, full_load):
     """LoraLoaderModelOnly on the MODEL: a LoRA on layers the capture pass runs changes the features and the alpha; one
     on layers after the pass stops, or strength 0, gives exactly the plain result."""
-
-    def with_lora(name: str, strength: float) -> dict:
-        lora = {"lora": {"class_type": "LoraLoaderModelOnly",
-                         "inputs": {"model": ["ckpt", 0], "lora_name": name, "strength_model": strength}}}  # fmt: skip
-        return _stats(server, _still_prompt(1, ("lora", 0), lora))
-
-    plain = _stats(server, _still_prompt(1))
-    early, late, off = with_lora("early.safetensors", 1.0), with_lora("late.safetensors", 1.0), with_lora(
-        "early.safetensors", 0.0)  # fmt: skip
+    plain, early = full_load["plain"], full_load["early"]
+    late = _stats(server, _still_prompt(1, ("lora", 0), _lora("late.safetensors")))
+    off = _stats(server, _still_prompt(1, ("lora", 0), _lora("early.safetensors", 0.0)))
     for output in ("image", "mask"):
         assert late[output]["sha"] == plain[output]["sha"] == off[output]["sha"], output
     difference = (_values(early, "image") - _values(plain, "image")).abs().max()
@@ -196,24 +212,16 @@ def test_lora_reaches_the_weights_the_pass_runs(server):
 
 
 @pytest.mark.parametrize("mode", ["lowvram", "novram"])
-def test_lowvram_and_novram_loading(server, mode):
+def test_lowvram_and_novram_loading(server, full_load, mode):
     """ComfyUI's --lowvram / --novram loading (weights left on the offload device, LoRA patches applied as each layer
     runs), forced on the CPU device: the U-Net really is loaded that way, and the features and alpha equal those
     of a full load, with and without a LoRA."""
-    for lora in (None, "early.safetensors"):
+    for lora, full in ((None, full_load["plain"]), ("early.safetensors", full_load["early"])):
         extra = {"vram": {"class_type": "ICMTestVramMode", "inputs": {"model": ["ckpt", 0], "mode": mode}},
-                 "report": {"class_type": "ICMTestReport", "inputs": {"after": ["head", 0]}}}  # fmt: skip
-        model = ("vram", 0)
-        full_extra = {}
-        if lora is not None:
-            extra["lora"] = {"class_type": "LoraLoaderModelOnly",
-                             "inputs": {"model": ["vram", 0], "lora_name": lora, "strength_model": 1.0}}  # fmt: skip
-            full_extra = {"lora": {**extra["lora"], "inputs": {**extra["lora"]["inputs"], "model": ["ckpt", 0]}}}
-            model = ("lora", 0)
-        _free(server)
-        full = _stats(server, _still_prompt(1, ("lora", 0) if lora else ("ckpt", 0), full_extra))
-        _free(server)
-        result = _ok(server, _still_prompt(1, model, extra))
+                 "report": {"class_type": "ICMTestReport", "inputs": {"after": ["head", 0]}},
+                 **(_lora(lora, model="vram") if lora else {})}  # fmt: skip
+        _free(server)  # the U-Net is loaded afresh, the forced way
+        result = _ok(server, _still_prompt(1, ("lora", 0) if lora else ("vram", 0), extra))
         loads = [load for load in _report(result, "report")["loads"] if load["model"] == "BaseModel"]  # the U-Net
         assert loads and all(load["lowvram"] and load["loaded"] < load["size"] for load in loads), loads
         if mode == "novram":
