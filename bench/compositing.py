@@ -1,7 +1,9 @@
-"""Benchmark: seconds and peak memory of foreground colour estimation and of guided upsampling of alpha.
+"""Benchmark: seconds and peak memory of foreground colour estimation and of guided upsampling of alpha; with
+``--quality``, their errors on scikit-image photos with a known alpha (needs the ``test`` extra).
 
     python bench/compositing.py                          # 1024^2 and 4096^2 on the CPU
     python bench/compositing.py --sizes 2048 --device cuda
+    python bench/compositing.py --quality                # 2048x1536 from the 768 canvas
 
 Each measurement runs in a fresh subprocess, so the peak memory it reports (process peak RSS above what the inputs
 already held, or CUDA peak allocation) belongs to that one call. Inputs are a synthetic soft-edged composite; the
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from icm_model.compositing import estimate_foreground, guided_upsample  # noqa: E402
 from icm_model.geometry import resize  # noqa: E402
@@ -88,13 +91,52 @@ def measure(operation: str, size: int, device: str) -> dict:
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_mb": max(0, peak) / 2**20}
 
 
+def quality(height: int, width: int) -> None:
+    """Prints the quality tables: guided vs bilinear upsampling of a perfect working-canvas matte, blur fusion vs Forte
+    & Pitie's published code, and the old background's share each foreground estimate keeps."""
+    import compositing_cases as cases  # the test extra: scikit-image photos, OpenCV
+
+    print(f"upsampling {height}x{width} from the {WORKING} canvas: guided / bilinear")
+    print("| case | bilinear SAD | guided SAD | SAD ratio | bilinear gradient | guided gradient | gradient ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for name, case in {**cases.LOW_CONTRAST_CASES, **cases.CONTRASTING_CASES}.items():
+        alpha, image = case(height, width)
+        working_alpha, working_image = cases.working_inputs(alpha, image, WORKING)
+        bilinear = resize(working_alpha, (height, width)).clamp(0, 1)
+        guided = guided_upsample(working_alpha, working_image, image)
+        sads = cases.sad(bilinear, alpha), cases.sad(guided, alpha)
+        gradients = cases.gradient_error(bilinear, alpha), cases.gradient_error(guided, alpha)
+        print(
+            f"| {name} | {sads[0]:.2f} | {sads[1]:.2f} | {sads[1] / sads[0]:.2f} | {gradients[0]:.3f} | "
+            f"{gradients[1]:.3f} | {gradients[1] / gradients[0]:.2f} |",
+            flush=True,
+        )
+    print(f"\nforeground colours {height}x{width}: blur fusion vs published code; old background's share kept")
+    print("| case | blur fusion - published (mean abs, alpha > 0.01) | multilevel | blur_fusion | multiply |")
+    print("|---|---|---|---|---|")
+    for name, case in cases.FOREGROUND_CASES.items():
+        foreground, alpha, old = case(height, width)
+        image = cases.composite(foreground, alpha, old)
+        estimates = {method: estimate_foreground(image, alpha, method) for method in ("multilevel", "blur_fusion")}
+        published = cases.forte_blur_fusion(image[0].permute(1, 2, 0).double().numpy(), alpha[0, 0].double().numpy())
+        ours = estimates["blur_fusion"][0].permute(1, 2, 0).double().numpy()
+        difference = abs(ours - published)[alpha[0, 0].numpy() > 0.01].mean()
+        shares = [cases.background_share(estimates[m], foreground, alpha, old) for m in estimates]
+        print(f"| {name} | {difference:.1e} | {shares[0]:.2f} | {shares[1]:.2f} | 1 |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 4096], help="image sides (square images)")
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quality", action="store_true", help="errors on photos instead of speed")
+    parser.add_argument("--quality-size", type=int, nargs=2, default=[1536, 2048], metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--one", nargs=2, metavar=("OPERATION", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quality:
+        quality(*args.quality_size)
+        return
     if args.one:
         print(json.dumps(measure(args.one[0], int(args.one[1]), args.device)))
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -11,20 +13,23 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def _open(path: Path, what: str) -> Image.Image:
+def _open(source: Path | BinaryIO, what: str, name: str | None = None) -> Image.Image:
+    """The image of a file or an open binary stream (``name`` names it in errors), EXIF orientation applied."""
+    name = str(source) if name is None else name
     try:
-        image = Image.open(path)
+        image = Image.open(source)
         image.load()
     except FileNotFoundError as error:
-        raise ValueError(f"{what} {str(path)!r} does not exist") from error
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{what} {str(path)!r} is not a readable image ({error})") from error
+        raise ValueError(f"{what} {name!r} does not exist") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{what} {name!r} is not a readable image ({error})") from error
     return ImageOps.exif_transpose(image)
 
 
-def load_image(path: str | Path, what: str = "image") -> torch.Tensor:
-    """RGB image ``[1, 3, H, W]`` float32 in [0, 1]."""
-    array = np.asarray(_open(Path(path), what).convert("RGB"), dtype=np.float32) / 255.0
+def load_image(source: str | Path | BinaryIO, what: str = "image", name: str | None = None) -> torch.Tensor:
+    """RGB image ``[1, 3, H, W]`` float32 in [0, 1] from a file or an open binary stream (``name`` for errors)."""
+    source = Path(source) if isinstance(source, str) else source
+    array = np.asarray(_open(source, what, name).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
@@ -36,18 +41,29 @@ def load_mask(path: str | Path, what: str = "mask") -> torch.Tensor:
     return torch.from_numpy(np.asarray(channel, dtype=np.float32) / 255.0).unsqueeze(0)
 
 
-def save_alpha(path: str | Path, alpha: torch.Tensor) -> None:
-    """Writes alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit grayscale PNG (white = foreground)."""
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def alpha_png(alpha: torch.Tensor) -> bytes:
+    """Alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit grayscale PNG file (white = foreground)."""
     array = (alpha.detach().float().squeeze().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
-    Image.fromarray(array).save(path)
+    return _png(Image.fromarray(array))
 
 
-def save_rgba(path: str | Path, image: torch.Tensor, alpha: torch.Tensor) -> None:
-    """Writes a colour ``[3, H, W]`` and alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit RGBA PNG (straight
+def rgba_png(image: torch.Tensor, alpha: torch.Tensor) -> bytes:
+    """A colour ``[3, H, W]`` and alpha ``[H, W]`` or ``[1, H, W]`` in [0, 1] as an 8-bit RGBA PNG file (straight
     alpha, as PNG defines it)."""
     rgba = torch.cat([image.detach().float().cpu(), alpha.detach().float().reshape(1, *image.shape[-2:]).cpu()])
     array = (rgba.clamp(0, 1).permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-    Image.fromarray(array, "RGBA").save(path)
+    return _png(Image.fromarray(array, "RGBA"))
+
+
+def save_alpha(path: str | Path, alpha: torch.Tensor) -> None:
+    """Writes :func:`alpha_png` of ``alpha`` to ``path``."""
+    Path(path).write_bytes(alpha_png(alpha))
 
 
 def list_images(location: str | Path) -> list[Path]:

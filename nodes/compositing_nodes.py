@@ -9,12 +9,11 @@ from ..icm_model.compositing import (
     BACKGROUND_FITS,
     FOREGROUND_METHODS,
     UPSAMPLING_METHODS,
-    composite,
-    estimate_foreground,
-    fit_background,
+    composite_over,
+    cut_out,
     parse_colour,
 )
-from .common import ALPHA_CONVENTION, CATEGORY
+from .common import ALPHA_CONVENTION, CATEGORY, channels_first
 
 FOREGROUND_METHOD_INPUT = (
     list(FOREGROUND_METHODS),
@@ -34,58 +33,23 @@ UPSAMPLING_INPUT = (
         "full-resolution target (fast guided filter), sharp on 2K-4K images. bilinear: plain stretching (soft edges).",
     },
 )
-PIXELS_PER_CALL = 1 << 24
-"""Most pixels (a 4096^2 image) handed to foreground estimation at once: bounds its memory for large batches."""
 
 
-def cutouts(images: torch.Tensor, alpha: torch.Tensor, method: str = "multiply") -> tuple[torch.Tensor, torch.Tensor]:
-    """IMAGE ``[B, H, W, 3]`` and alpha ``[B, H, W]`` -> foreground on black ``[B, H, W, 3]`` (premultiplied: colour x
-    alpha) and straight RGBA ``[B, H, W, 4]``, with the foreground colour of ``method`` (see
-    :data:`FOREGROUND_METHODS`), estimated on ComfyUI's torch device a few images at a time."""
-    alpha = alpha.to(images.device).unsqueeze(-1)
-    rgb = images[..., :3]
-    if method != "multiply":
-        device = comfy.model_management.get_torch_device()
-        step = max(1, PIXELS_PER_CALL // (rgb.shape[1] * rgb.shape[2]))
-        colours = []
-        for start in range(0, rgb.shape[0], step):
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            chunk = rgb[start : start + step].movedim(-1, 1).to(device, torch.float32)
-            chunk_alpha = alpha[start : start + step].movedim(-1, 1).to(device, torch.float32)
-            colours.append(estimate_foreground(chunk, chunk_alpha, method).movedim(1, -1).to(images.device))
-        rgb = torch.cat(colours).to(images.dtype)
-    return rgb * alpha, torch.cat([rgb, alpha], dim=-1)
-
-
-def _batch_size(**counts: int) -> int:
-    """The batch of a composite: every input has one image or the same number N."""
-    size = max(counts.values())
-    if any(count not in (1, size) for count in counts.values()):
-        listed = ", ".join(f"{name} {count}" for name, count in counts.items())
-        raise ValueError(f"batch sizes do not match ({listed}): give each one image, or all the same number")
-    return size
-
-
-def _take(x: torch.Tensor, size: int) -> torch.Tensor:
-    return x.expand(size, *x.shape[1:]) if x.shape[0] == 1 else x
-
-
-def _alpha_of(foreground: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """The composite's alpha ``[B, H, W]``: the MASK input if wired, else the RGBA foreground's 4th channel."""
-    if alpha is None:
-        if foreground.shape[-1] != 4:
-            raise ValueError(
-                "foreground has no alpha channel: wire the alpha MASK, or an RGBA foreground (Matting Head's rgba)"
-            )
-        return foreground[..., 3]
-    if alpha.ndim == 2:
-        alpha = alpha.unsqueeze(0)
-    if alpha.ndim != 3 or tuple(alpha.shape[1:]) != tuple(foreground.shape[1:3]):
-        raise ValueError(
-            f"alpha {list(alpha.shape)} does not fit the foreground ({foreground.shape[2]}x{foreground.shape[1]}): "
-            "wire the alpha of these images (a MASK [batch, height, width] of the same size)"
-        )
-    return alpha
+def cutouts(
+    images: torch.Tensor, alpha: torch.Tensor, method: str = "multiply", image_name: str = "image"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """IMAGE ``[B, H, W, 3]`` and alpha MASK ``[B or 1, H, W]`` -> foreground on black ``[B, H, W, 3]``
+    (premultiplied: colour x alpha) and straight RGBA ``[B, H, W, 4]``, the foreground colour by ``method`` (see
+    :data:`FOREGROUND_METHODS`) estimated on ComfyUI's torch device; Cancel is honoured within each image."""
+    foreground, rgba = cut_out(
+        channels_first(images, image_name),
+        alpha,
+        method,
+        comfy.model_management.get_torch_device(),
+        comfy.model_management.throw_exception_if_processing_interrupted,
+        (image_name, "alpha"),
+    )
+    return foreground.movedim(1, -1).to(images.dtype), rgba.movedim(1, -1).to(images.dtype)
 
 
 class IconMattingComposite:
@@ -153,20 +117,12 @@ class IconMattingComposite:
             raise ValueError(
                 f"foreground must be an IMAGE [batch, height, width, 3 or 4], got {list(foreground.shape)}"
             )
-        height, width = foreground.shape[1:3]
-        alpha = _alpha_of(foreground, alpha)
-        rgb = foreground[..., :3].movedim(-1, 1).float()
-        counts = {"foreground": foreground.shape[0], "alpha": alpha.shape[0]}
-        if background is None:
-            new = torch.tensor(parse_colour(background_color, "background_color"), device=rgb.device).view(1, 3, 1, 1)
-        else:
-            if background.ndim != 4 or background.shape[-1] not in (3, 4):
-                raise ValueError(f"background must be an IMAGE [batch, height, width, 3], got {list(background.shape)}")
-            counts["background"] = background.shape[0]
-            new = fit_background(
-                background[..., :3].movedim(-1, 1).float().to(rgb.device), height, width, background_fit
-            )
-        size = _batch_size(**counts)
-        alpha = _take(alpha.unsqueeze(1).float().to(rgb.device), size)
-        result = composite(_take(rgb, size), alpha, _take(new, size), premultiplied=foreground_alpha == "premultiplied")
+        new = (
+            parse_colour(background_color, "background_color")
+            if background is None
+            else channels_first(background, "background")
+        )
+        result = composite_over(
+            foreground.movedim(-1, 1).float(), new, alpha, background_fit, foreground_alpha == "premultiplied"
+        )
         return (result.movedim(1, -1).to(foreground.dtype),)

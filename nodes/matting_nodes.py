@@ -175,7 +175,7 @@ class MattingHead:
             alphas.append(alpha_for_chunk(iconmatting_model, chunk, images[part], upsampling))
             progress(HEAD_STEPS)
         alpha = torch.cat(alphas)
-        return (alpha, *cutouts(target_image.to(alpha.device), alpha, foreground_method))
+        return (alpha, *cutouts(target_image.to(alpha.device), alpha, foreground_method, "target_image"))
 
 
 class IconMattingApplyAlpha:
@@ -206,10 +206,4 @@ class IconMattingApplyAlpha:
         }
 
     def apply(self, image, alpha, foreground_method: str = "multilevel"):
-        if alpha.ndim == 2:
-            alpha = alpha.unsqueeze(0)
-        if alpha.shape[-2:] != image.shape[1:3] or alpha.shape[0] not in (1, image.shape[0]):
-            raise ValueError(
-                f"alpha {list(alpha.shape)} does not fit image {list(image.shape)}: same size, one per image"
-            )
-        return cutouts(image, alpha.expand(image.shape[0], -1, -1), foreground_method)
+        return cutouts(image, alpha, foreground_method)

@@ -245,23 +245,19 @@ class IconMattingPointsToMask:
         }
 
     def draw(self, reference_image, positive_points, radius, negative_points="[]"):
-        positive = parse_points(positive_points, "positive_points")
-        if not positive:
-            raise ValueError("positive_points has no points: click at least one point on the object")
         images = channels_first(reference_image, "reference_image")
         height, width = images.shape[-2:]
+        positive = parse_points(positive_points, "positive_points", height, width)
+        if not positive:
+            raise ValueError("positive_points has no points: click at least one point on the object")
         size = f"the {width}x{height} reference_image (width x height)"
-        if max(width, height) > 2 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in positive):
-            raise ValueError(
-                f"positive_points are all within 0..1: they look like normalized coordinates, but they must be pixels "
-                f"of {size}"
-            )
         if not points_mask(height, width, positive, [], radius).any():
             raise ValueError(
                 f"positive_points all lie outside {size}: place the points on the image they are drawn on (pixel "
                 "coordinates, x to the right, y down, from the top-left corner)"
             )
-        mask = points_mask(height, width, positive, parse_points(negative_points, "negative_points"), radius)
+        negative = parse_points(negative_points, "negative_points", height, width)
+        mask = points_mask(height, width, positive, negative, radius)
         if not mask.any():
             raise ValueError("negative_points cut away every pixel the positive_points mark: move or remove some")
         return (mask.expand(images.shape[0], -1, -1).clone(),)

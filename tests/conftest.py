@@ -85,3 +85,25 @@ def icm(pack, nodes):
     os.makedirs(folder, exist_ok=True)
     save_decoder(random_decoder(seed=0), os.path.join(folder, MODEL_NAME))
     return nodes["LoadIconMattingModel"]().load(MODEL_NAME)[0]
+
+
+@pytest.fixture(scope="session")
+def standalone_models(tmp_path_factory):
+    """A tiny diffusers SD2 folder, a random IconMatting checkpoint and a reference image + mask, as files:
+    ``(root, matte arguments before --targets/--out)``."""
+    import numpy as np
+    from PIL import Image
+
+    from icm_model.decoder.checkpoint import save_decoder
+    from icm_model.random_models import random_decoder, write_diffusers_folder
+
+    root = tmp_path_factory.mktemp("standalone")
+    write_diffusers_folder(root / "sd", "tiny")
+    save_decoder(random_decoder(), root / "icm.safetensors")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (100, 150, 3), dtype=np.uint8)).save(root / "ref.png")
+    mask = np.zeros((100, 150), np.uint8)
+    mask[20:80, 40:110] = 255
+    Image.fromarray(mask).save(root / "mask.png")
+    args = ["--sd", str(root / "sd"), "--icm", str(root / "icm.safetensors"), "--reference", str(root / "ref.png")]
+    return root, [*args, "--reference-mask", str(root / "mask.png"), "--ensemble", "2", "--max-batch", "4"]

@@ -19,8 +19,13 @@ def shared_path(env: str, relative: str) -> Path:
     return Path(os.environ.get(env) or SHARED / relative)
 
 
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def require(path: Path) -> Path:
-    """``path``, or skip the test when it is not there."""
+    """``path``, or skip the test when it is not there (fail it in CI, where every test must run)."""
     if not path.exists():
+        if IN_CI:
+            pytest.fail(f"{path} is not available (CI is set: fixture tests must run)")
         pytest.skip(f"{path} is not available")
     return path

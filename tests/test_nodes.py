@@ -267,7 +267,7 @@ def test_points_prompt(nodes, icm, comfy_sd2, reference_inputs):
         _encode(nodes, icm, comfy_sd2, image, mask, "mask")
     reference, summary = _encode(nodes, icm, comfy_sd2, image, mask, "points")
     assert "1 query tokens" in summary
-    with pytest.raises(ValueError, match="positive_points is not valid JSON"):
+    with pytest.raises(ValueError, match="positive_points: not valid JSON"):
         nodes["IconMattingPointsToMask"]().draw(image, "[{x: 1}]", 3)
     with pytest.raises(ValueError, match="positive_points has no points"):
         nodes["IconMattingPointsToMask"]().draw(image, "[]", 3)

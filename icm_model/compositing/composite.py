@@ -7,6 +7,7 @@ import re
 import torch
 
 from ..geometry import resize
+from .inputs import alpha_batch, batch_size, broadcast, check_finite, checked_alpha
 
 BACKGROUND_FITS = ("cover", "stretch", "tile")
 """How a background image meets the foreground's size: ``cover`` scales it to cover the whole frame, keeping its
@@ -68,3 +69,45 @@ def composite(
     alpha = alpha.clamp(0, 1)
     own = foreground if premultiplied else alpha * foreground
     return (own + (1 - alpha) * background).clamp(0, 1)
+
+
+def composite_over(
+    foreground: torch.Tensor,
+    background: torch.Tensor | tuple[float, float, float],
+    alpha: torch.Tensor | None = None,
+    fit: str = "cover",
+    premultiplied: bool = False,
+) -> torch.Tensor:
+    """A cut-out over a new background, with the inputs checked and their batches broadcast (one item for all, or one
+    per image); errors name the inputs ``foreground``, ``alpha`` and ``background``.
+
+    Args:
+        foreground: ``[B, 3 or 4, H, W]`` in [0, 1]; its 4th channel is alpha when ``alpha`` is not given.
+        background: an image ``[B or 1, 3, h, w]`` in [0, 1] of any size, fitted by ``fit`` (see
+            :data:`BACKGROUND_FITS`), or an RGB colour in [0, 1].
+        alpha: ``[H, W]`` or ``[B or 1, H, W]`` in [0, 1] (within :data:`~.inputs.ALPHA_MARGIN`, then clamped).
+        premultiplied: whether the foreground's colours are already colour x alpha.
+
+    Returns:
+        ``[B, 3, H, W]`` in [0, 1].
+    """
+    height, width = foreground.shape[-2:]
+    check_finite(foreground[:, :3], "foreground")
+    if alpha is None:
+        if foreground.shape[1] != 4:
+            raise ValueError(
+                "foreground has no alpha channel: wire the alpha MASK, or an RGBA foreground (Matting Head's rgba)"
+            )
+        alpha = checked_alpha(foreground[:, 3:].float(), "foreground's alpha channel")
+    else:
+        alpha = alpha_batch(alpha.to(foreground.device), height, width)
+    counts = {"foreground": foreground.shape[0], "alpha": alpha.shape[0]}
+    if isinstance(background, torch.Tensor):
+        check_finite(background, "background")
+        counts["background"] = background.shape[0]
+        new = fit_background(background.float().to(foreground.device), height, width, fit)
+    else:
+        new = torch.tensor(background, device=foreground.device).view(1, 3, 1, 1)
+    size = batch_size(**counts)
+    rgb = broadcast(foreground[:, :3].float(), size)
+    return composite(rgb, broadcast(alpha, size), broadcast(new, size), premultiplied)

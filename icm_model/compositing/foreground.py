@@ -3,12 +3,14 @@
 An image is ``I = alpha F + (1 - alpha) B``. Multiplying ``I`` by alpha keeps the old background's share in every soft
 edge (a fringe on the new background); these estimators recover ``F`` so that ``alpha F + (1 - alpha) B'`` is right on
 any new background ``B'``. All functions take batches on any device: images ``[N, C, H, W]`` and alpha ``[N, 1, H, W]``
-in [0, 1].
+in [0, 1]. ``on_step`` (optional) is called after every sweep or pass, a few dozen times per image: a hook to cancel
+(by raising) within one image.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +48,7 @@ def _solve_level(
     iterations: int,
     regularization: float,
     gradient_weight: float,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Red-black Gauss-Seidel sweeps of the per-pixel 2x2 system of Germer et al. (eq. 5) on one pyramid level.
 
@@ -70,6 +73,8 @@ def _solve_level(
             new_background = ((a00 * b1 - a01 * b0) / determinant).clamp(0, 1)
             foreground = torch.where(colour, new_foreground, foreground)
             background = torch.where(colour, new_background, background)
+            if on_step is not None:
+                on_step()
     return foreground, background
 
 
@@ -82,6 +87,7 @@ def estimate_foreground_multilevel(
     big_iterations: int = 2,
     small_size: int = 32,
     gradient_weight: float = 1.0,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-level foreground estimation (Germer et al. 2020), the method and defaults of pymatting's
     ``estimate_foreground_ml``.
@@ -113,25 +119,29 @@ def estimate_foreground_multilevel(
             small_iterations if small else big_iterations,
             regularization,
             gradient_weight,
+            on_step,
         )
     return foreground, background
 
 
 def _blur_fusion_step(
-    image: torch.Tensor, foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, radius: int
+    image: torch.Tensor, foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor, size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    blurred_alpha = box_filter(alpha, radius)
-    blurred_foreground = box_filter(foreground * alpha, radius) / (blurred_alpha + 1e-5)
-    blurred_background = box_filter(background * (1 - alpha), radius) / ((1 - blurred_alpha) + 1e-5)
+    blurred_alpha = box_filter(alpha, size)
+    blurred_foreground = box_filter(foreground * alpha, size) / (blurred_alpha + 1e-5)
+    blurred_background = box_filter(background * (1 - alpha), size) / ((1 - blurred_alpha) + 1e-5)
     foreground = blurred_foreground + alpha * (image - alpha * blurred_foreground - (1 - alpha) * blurred_background)
     return foreground.clamp(0, 1), blurred_background
 
 
 def estimate_foreground_blur_fusion(
-    image: torch.Tensor, alpha: torch.Tensor, radii: tuple[int, ...] = (90, 6)
+    image: torch.Tensor,
+    alpha: torch.Tensor,
+    sizes: tuple[int, ...] = (90, 6),
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Approximate fast foreground colour estimation by blur fusion (Forte & Pitie 2021), with its two passes
-    (box radius 90, then 6 pixels).
+    """Approximate fast foreground colour estimation by blur fusion (Forte & Pitie 2021), with the two passes of
+    their published code (box windows of 90, then 6 pixels).
 
     Args:
         image: ``[N, C, H, W]`` in [0, 1].
@@ -142,18 +152,25 @@ def estimate_foreground_blur_fusion(
     """
     image, alpha = image.float(), alpha.float()
     foreground, background = image, image
-    for radius in radii:
-        foreground, background = _blur_fusion_step(image, foreground, background, alpha, radius)
+    for size in sizes:
+        foreground, background = _blur_fusion_step(image, foreground, background, alpha, size)
+        if on_step is not None:
+            on_step()
     return foreground, background
 
 
-def estimate_foreground(image: torch.Tensor, alpha: torch.Tensor, method: str = "multilevel") -> torch.Tensor:
+def estimate_foreground(
+    image: torch.Tensor,
+    alpha: torch.Tensor,
+    method: str = "multilevel",
+    on_step: Callable[[], None] | None = None,
+) -> torch.Tensor:
     """The foreground colour ``[N, C, H, W]`` in [0, 1] of images ``[N, C, H, W]`` with alpha ``[N, 1, H, W]``, by
     one of :data:`FOREGROUND_METHODS` (``multiply`` returns the image itself)."""
     if method == "multilevel":
-        return estimate_foreground_multilevel(image, alpha)[0]
+        return estimate_foreground_multilevel(image, alpha, on_step=on_step)[0]
     if method == "blur_fusion":
-        return estimate_foreground_blur_fusion(image, alpha)[0]
+        return estimate_foreground_blur_fusion(image, alpha, on_step=on_step)[0]
     if method == "multiply":
         return image.float()
     raise ValueError(f"unknown foreground method {method!r}: use one of {', '.join(FOREGROUND_METHODS)}")
