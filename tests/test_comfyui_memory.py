@@ -20,7 +20,8 @@ from comfy_server import SD_CHECKPOINT, small_checkpoint, start_server, write_ba
 API_WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows" / "api"
 PROBE = Path(__file__).resolve().with_name("comfy_probe")
 RSS_GROWTH_BOUND = 50 << 20
-"""Largest growth of the ComfyUI process's resident memory from the 2nd to the 5th of five identical queued runs."""
+"""Largest growth of the ComfyUI process's resident memory after the 2nd of five identical queued runs (seen: 20
+MiB)."""
 EARLY_LAYERS = [f"input_blocks_{i}_1_transformer_blocks_0_attn1_to_{p}" for i in (1, 2) for p in ("q", "k", "v")]
 """Self-attention of level 0's transformers, which every capture pass runs."""
 LATE_LAYERS = [f"output_blocks_{i}_1_transformer_blocks_0_attn1_to_{p}" for i in (10, 11) for p in ("q", "k", "v")]
@@ -155,7 +156,8 @@ def test_no_model_alive_after_free_memory(server):
 
 def test_five_queued_runs_do_not_grow_memory(server):
     """Five identical queued runs of the video workflow (the batch manager alternates the 4-frame video's two
-    batches): the process's resident memory grows by at most RSS_GROWTH_BOUND from the 2nd run to the 5th."""
+    batches): after the 3rd, 4th and 5th run the process's resident memory is at most RSS_GROWTH_BOUND above its size
+    after the 2nd."""
     process = psutil.Process(server.process.pid)
     prompt = _video_prompt(frames_per_batch=2)
     rss = []
@@ -163,7 +165,7 @@ def test_five_queued_runs_do_not_grow_memory(server):
         _ok(server, prompt)
         rss.append(process.memory_info().rss)
     print("RSS after each run (MB):", [round(r / (1 << 20), 1) for r in rss])
-    assert rss[4] - rss[1] <= RSS_GROWTH_BOUND, [round(r / (1 << 20), 1) for r in rss]
+    assert max(rss[2:]) - rss[1] <= RSS_GROWTH_BOUND, [round(r / (1 << 20), 1) for r in rss]
 
 
 def test_batches_shrink_instead_of_failing(server):
