@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from comfy_server import SD_CHECKPOINT, small_checkpoint, start_server, write_base
+from comfy_server import SD_CHECKPOINT, start_server, write_base
 
 API_WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows" / "api"
 PROBE = Path(__file__).resolve().with_name("comfy_probe")
@@ -48,11 +48,10 @@ def _write_lora(path: Path, checkpoint: Path, layers: list[str], seed: int) -> N
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, comfy_checkpoint):
     """A ComfyUI (--cpu) with the pack, the probe nodes and the LoRAs, for this module alone."""
-    scratch = tmp_path_factory.mktemp("comfy_memory")
-    checkpoint = small_checkpoint(tmp_path_factory.getbasetemp() / "checkpoint")
-    base = scratch / "base"
+    checkpoint = comfy_checkpoint
+    base = tmp_path_factory.mktemp("comfy_memory") / "base"
     write_base(base, checkpoint)
     shutil.copytree(PROBE, base / "custom_nodes" / "icm_test_probe")
     (base / "models" / "loras").mkdir(parents=True)
