@@ -21,6 +21,7 @@ from .evaluation.report import write_outputs
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP
 from .progress import TextProgress
 from .training.command import add_train_parser, run_training
+from .validation import InputError
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:1, ..."
 
@@ -47,7 +48,7 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
     """The ``evaluate`` subcommand: tables, report and contact sheet in ``args.out``; returns a summary line."""
     settings = EvaluationSettings(args.references, args.seed, args.timestep, args.ensemble)
     if args.worst < 0:
-        raise ValueError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
+        raise InputError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
     plan = plan_evaluation(discover_dataset(args.dataset), settings.references, settings.seed)
     if plan.skipped:
         print(f"warning: skipping single-image groups (no reference): {', '.join(plan.skipped)}", file=sys.stderr)
@@ -173,6 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         cutouts = " and RGBA cut-outs" if args.foreground else ""
         print(f"{summary.written} alpha mattes{cutouts} written to {args.out}")
         return 1 if summary.failures else 0
-    except (ValueError, ImportError) as error:
+    except (InputError, ImportError) as error:  # the user's input or environment; anything else is a bug: traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from ..icm_model.backbone.features import LATENT_CHANNELS, LatentPosterior
 from ..icm_model.backbone.memory import capture_memory
 from ..icm_model.backbone.split_pass import run_split
 from .model_check import check_sd2_v
+from .model_identity import model_identity
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
 ATTENTION_BLOCKS = {
@@ -86,6 +87,9 @@ class ComfyBackbone:
         self._current: UNetCapture | None = None
         self._latents_after_oom: int | None = None
         self.model = model
+        self.identity = model_identity(model)
+        """The MODEL's weights and patches (:func:`~.model_identity.model_identity`): features of backbones of another
+        identity cannot be compared with these."""
         self.vae = vae
         self.conditioning = conditioning
         self.reference_patcher = self._patched(())

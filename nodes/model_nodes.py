@@ -35,7 +35,8 @@ class IconMattingModel:
 
     def __init__(self, decoder: InContextDecoder, name: str) -> None:
         self.decoder, self.name = decoder, name
-        self.fingerprint = weights_fingerprint(decoder.state_dict().items(), repr(decoder.config))
+        self.fingerprint = weights_fingerprint(decoder.state_dict().items(), decoder.config.to_json())
+        """Of the weights and configuration, computed once: guidance of another checkpoint has another one."""
         self.patcher = comfy.model_patcher.ModelPatcher(
             decoder,
             load_device=comfy.model_management.get_torch_device(),
@@ -45,6 +46,10 @@ class IconMattingModel:
     @property
     def working_size(self) -> int:
         return self.decoder.config.working_size
+
+    def describe(self) -> str:
+        """The checkpoint's file name and fingerprint, for errors."""
+        return f"{self.name} (weights {self.fingerprint})"
 
     def load(self) -> InContextDecoder:
         """The decoder, on the compute device."""

@@ -191,15 +191,17 @@ class IconMattingCombineReferences:
         }
 
     def combine(self, reference_a: Reference, reference_b: Reference):
-        if not reference_b.backbone.model.is_clone(reference_a.backbone.model):
+        if reference_b.backbone.identity != reference_a.backbone.identity:
             raise ValueError(
-                "reference_b was encoded with another SD model than reference_a: their features cannot be compared. "
-                "Encode both with the same MODEL (the SD2.1 checkpoint)"
+                "reference_b was encoded with another SD model than reference_a (other weights, or the same weights "
+                "with other patches such as a LoRA): their features cannot be compared. Wire the same MODEL output "
+                "into the model input of both Encode Reference Context (or Correct Target) chains"
             )
-        if reference_b.iconmatting_model.decoder.config != reference_a.iconmatting_model.decoder.config:
+        if reference_b.iconmatting_model.fingerprint != reference_a.iconmatting_model.fingerprint:
             raise ValueError(
-                "reference_b was encoded for another IconMatting model than reference_a: wire the same "
-                "iconmatting_model into both Encode Reference Context nodes"
+                f"reference_b was encoded for another IconMatting model ({reference_b.iconmatting_model.describe()}) "
+                f"than reference_a ({reference_a.iconmatting_model.describe()}): wire the same Load IconMatting Model "
+                "node into both Encode Reference Context nodes"
             )
         try:
             context = reference_a.context.union(reference_b.context)

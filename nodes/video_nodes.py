@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
+from ..icm_model.fingerprint import weights_fingerprint
 from ..icm_model.pipeline import ReferenceContext, target_steps
+from ..icm_model.video.reference import reference_indices
 from ..icm_model.video.stream import stream_mattes
 from ..icm_model.video.temporal import DEFAULT_STRENGTH, MAX_STRENGTH, TemporalStabiliser
 from .comfy_backbone import ComfyBackbone
 from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
-from .model_identity import model_fingerprint, vae_fingerprint
 from .reference_nodes import (
     ENSEMBLE_INPUT,
     ICON_MATTING_MODEL_INPUT,
@@ -35,32 +36,15 @@ _CLIPS_KEPT = 4
 
 
 def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None, first_frame: int = 0):
-    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video.
-
-    ``first_frame`` is the clip index of ``frames[0]`` (a batch of a longer video); ``reference_frame`` is a clip index.
-    """
+    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video
+    (:func:`~icm_model.video.reference.reference_indices`)."""
     masks = as_mask_batch(reference_mask, "reference_mask")
     if reference_image is not None:
         return reference_image, masks
-    if masks.shape[-2:] != frames.shape[1:3]:
-        raise ValueError(
-            f"reference_mask is {masks.shape[-1]}x{masks.shape[-2]} but frames are {frames.shape[2]}x{frames.shape[1]} "
-            "(width x height): paint the mask on a frame of this video (or resize it to the frames)"
-        )
-    local = reference_frame - first_frame
-    if not 0 <= local < frames.shape[0]:
-        raise ValueError(
-            f"reference_frame {reference_frame} is not a frame of this video "
-            f"({first_frame}..{first_frame + frames.shape[0] - 1})"
-        )
-    if masks.shape[0] == frames.shape[0]:
-        masks = masks[local : local + 1]
-    elif masks.shape[0] != 1:
-        raise ValueError(
-            f"reference_mask has {masks.shape[0]} masks: give one mask (of the reference frame) or one "
-            f"per frame ({frames.shape[0]})"
-        )
-    return frames[local : local + 1], masks
+    frame, mask = reference_indices(
+        frames.shape[0], tuple(frames.shape[1:3]), masks.shape[0], tuple(masks.shape[-2:]), reference_frame, first_frame
+    )
+    return frames[frame : frame + 1], masks[mask : mask + 1]
 
 
 class FrameProgress(NodeProgress):
@@ -275,7 +259,8 @@ class VideoInContextMatte:
         """What identifies the reference and the temporal state, all by content: the IconMatting, SD and VAE weights
         (and the MODEL's patches), the empty-prompt embedding, the mask, the reference image and the settings."""
         return (
-            iconmatting_model.fingerprint, model_fingerprint(backbone.model), vae_fingerprint(backbone.vae),
+            iconmatting_model.fingerprint, backbone.identity,
+            weights_fingerprint(backbone.vae.first_stage_model.state_dict().items()),
             fingerprint(backbone.conditioning), fingerprint(reference_mask),
             *(fingerprint(v) if isinstance(v, torch.Tensor) else v for v in values),
         )  # fmt: skip

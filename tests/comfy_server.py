@@ -29,12 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHARED
+from helpers import IN_CI, SHARED, unavailable
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 PACK_FOLDER = "comfyui-iconmatting"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
 TARGET_IMAGES = {
@@ -54,13 +53,6 @@ TARGET_IMAGES = {
 """Input image name -> (width, height): every target has its own size and aspect ratio."""
 RENDER_SIZE = (1024, 640)
 """(width, height) of the batch of renders the compositing workflow mattes: larger than the 768 canvas."""
-
-
-def unavailable(reason: str) -> None:
-    """Skips the test, or fails it in CI, where every real-ComfyUI test must run."""
-    if IN_CI:
-        pytest.fail(f"CI is set but {reason}")
-    pytest.skip(reason)
 
 
 def comfyui_path() -> Path:

@@ -1,5 +1,6 @@
 """Memory manners without a ComfyUI: the capture pass's memory model against measured allocations, passes split to
-fit free memory and after out-of-memory errors, content identities of models, and caches that hold no model.
+fit free memory and after out-of-memory errors, and caches that hold no model and key on content (the identities
+themselves: tests/test_identity.py).
 
 The same manners inside a real ComfyUI: tests/test_comfyui_memory.py.
 """
@@ -18,7 +19,6 @@ from torch.utils._pytree import tree_flatten
 from icm_model.backbone.capture import HIGH, LOW, UNetCapture
 from icm_model.backbone.memory import SD21, UNetLayout, capture_memory
 from icm_model.backbone.split_pass import run_split
-from icm_model.fingerprint import weights_fingerprint
 
 TINY = UNetLayout(channels=(32, 64, 64, 64), heads=(2, 4, 4, 4))
 """icm_model.random_models' tiny U-Net."""
@@ -232,40 +232,6 @@ def test_batches_follow_free_memory_and_shrink_on_oom(nodes, icm, comfy_sd2, dev
 
 
 # --- identities by content and caches that hold no model -------------------------------------------------------------
-
-
-def test_model_fingerprint_is_content(comfy_sd2):
-    from comfy_env import comfy_model
-
-    from icm_model.random_models import random_unet_vae
-
-    identity = pack_module("nodes.model_identity")
-    model, vae, _ = comfy_sd2
-    same_weights = comfy_model(random_unet_vae("tiny", seed=0)[0])  # another object, the same checkpoint
-    other_weights = comfy_model(random_unet_vae("tiny", seed=1)[0])
-    fingerprint = identity.model_fingerprint(model)
-    assert identity.model_fingerprint(same_weights) == fingerprint == identity.model_fingerprint(model.clone())
-    assert identity.model_fingerprint(other_weights) != fingerprint
-    key = "diffusion_model.unet.conv_in.weight"
-    weight = model.model.state_dict()[key]
-    patched = model.clone()
-    patched.patches[key] = [(1.0, torch.ones_like(weight), 1.0, None, None)]
-    half = model.clone()
-    half.patches[key] = [(0.5, torch.ones_like(weight), 1.0, None, None)]
-    assert len({fingerprint, identity.model_fingerprint(patched), identity.model_fingerprint(half)}) == 3
-    # ComfyUI patches the weights in place while the model is loaded, keeping the originals in .backup
-    patched.backup = {key: type("Backup", (), {"weight": weight.clone()})()}
-    with torch.no_grad():
-        before = identity.model_fingerprint(patched)
-        original = weight.clone()
-        weight.add_(1.0)
-        try:
-            assert identity.model_fingerprint(patched) == before
-            assert identity.model_fingerprint(model) != fingerprint  # (the sampled values do see this weight)
-        finally:
-            weight.copy_(original)
-    assert identity.vae_fingerprint(vae) == identity.vae_fingerprint(comfy_sd2[1])
-    assert weights_fingerprint([("a", torch.zeros(3))]) != weights_fingerprint([("a", torch.zeros(3))], "lora 0.5")
 
 
 def _reachable(root, limit: int = 200_000) -> list:

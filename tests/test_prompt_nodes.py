@@ -53,7 +53,9 @@ def test_encode_with_prompt_reports_roi_cells(nodes, icm, comfy_sd2, image):
     (roi,) = out["ui"]["iconmatting_roi"]
     assert (roi["width"], roi["height"]) == (160, 96)
     kinds = [cell[4] for cell in roi["cells"]]
-    assert kinds.count("prompt") >= 1 and 1 <= kinds.count("extension") <= 3 * kinds.count("prompt")
+    # On the 128 canvas (scale 0.8, 8 rows of 16 px from y 25.6) the click lies on the border of columns 1 and 2, 1.6 px
+    # into row 3, and its radius is 8 canvas px: cells (2..3, 1..2). The extension (top 3 of each) depends on attention.
+    assert kinds.count("prompt") == 4 and 1 <= kinds.count("extension") <= 3 * 4
     assert out["result"][0].context.query.shape[0] == len(kinds)
 
 
@@ -195,7 +197,10 @@ def test_correction_rounds_chain(nodes, icm, comfy_sd2, image):
     leak = _marks(boxes=[{"x": 0, "y": 0, "width": 64, "height": 32, "positive": False}])
     second = correct(first, targets, alpha, 0, leak)
     tokens = [int(m.sum()) for m in second["result"][0].context.token_masks]
-    assert len(tokens) == 3 and tokens[2] < tokens[1]
+    # 64x64 targets fill the 128 canvas: cells of 8 target px. The reference: 4 cells (above). Round 1: alpha > 0.5 on
+    # [8, 56)^2 holds the whole cells 1..6 of each axis (36) and the click at (60, 60) adds cell (7, 7) (the cells
+    # beside lie exactly one radius, 4 px, away: not touched). Round 2: the negative box over y < 32 removes rows 1..3.
+    assert tokens == [4, 36 + 1, 36 - 3 * 6]
     assert second["ui"]["text"][0].startswith("3 reference(s)")
     # The second correction's cells all lie below its negative box.
     cells = second["ui"]["iconmatting_roi"][0]["cells"]

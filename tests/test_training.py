@@ -24,7 +24,6 @@ from icm_model.training import (
     recipe_by_name,
     trainable_parameters,
 )
-from icm_model.training.finetune import trimap_from_alpha
 
 SIZE = 128
 """The tiny model's working canvas."""
@@ -202,24 +201,10 @@ def test_bad_batches_are_refused(backbone):
     batch = _batch()
     with pytest.raises(ValueError, match=r"alpha must be \[2, 1, 128, 128\]"):
         dataclasses.replace(batch, alpha=batch.alpha[:, :, :64])
-    with pytest.raises(ValueError, match="multiples of 32"):
+    with pytest.raises(ValueError, match="square and a multiple of 32"):
         TrainingBatch(*(x[..., :100, :100] for x in (batch.reference_image, batch.reference_guidance,
                                                       batch.target_image, batch.alpha, batch.trimap)))  # fmt: skip
     empty = dataclasses.replace(batch, reference_guidance=torch.zeros_like(batch.reference_guidance))
     trainer = HeadTrainer(backbone, random_decoder(TINY_DECODER, seed=0), CORRECTED, ensemble=1, total_steps=1000)
     with pytest.raises(ValueError, match="training sample 0: its reference guidance covers no whole 16x16"):
         trainer.loss(empty)
-
-
-def test_trimap_from_alpha_marks_soft_pixels_and_the_edge_band():
-    """Exact: an edge between columns 9 and 10 gives unknown columns 8-11 at radius 2; a soft background pixel
-    gives its 5x5 neighbourhood."""
-    alpha = torch.zeros(1, 1, 7, 20)
-    alpha[..., 10:] = 1.0
-    alpha[0, 0, 3, 3] = 0.3
-    trimap = trimap_from_alpha(alpha, 2)[0, 0]
-    expected = torch.zeros(7, 20)
-    expected[:, 10:] = 1.0
-    expected[:, 8:12] = 0.5
-    expected[1:6, 1:6] = 0.5
-    assert torch.equal(trimap, expected)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import torch
 
+from ..validation import InputError
 from .capture import HIGH, LOW, UNetCapture
 
 LATENT_CHANNELS = 4
@@ -128,7 +129,7 @@ def seeded_noise(seed: int, size: int, latent_size: int) -> tuple[EnsembleNoise,
     chunking of a video.
     """
     if size < 1:
-        raise ValueError(f"ensemble size must be at least 1, got {size}")
+        raise InputError(f"ensemble size must be at least 1, got {size}")
     generator = torch.Generator().manual_seed(seed)
     return EnsembleNoise.draw(generator, size, latent_size), EnsembleNoise.draw(generator, size, latent_size)
 
@@ -198,7 +199,7 @@ class EnsembleFeatureExtractor:
     ) -> None:
         schedule = backbone.alphas_cumprod()
         if not 0 <= timestep < schedule.shape[0]:
-            raise ValueError(f"timestep must be in 0..{schedule.shape[0] - 1}, got {timestep}")
+            raise InputError(f"timestep must be in 0..{schedule.shape[0] - 1}, got {timestep}")
         self.backbone = backbone
         self.timestep = timestep
         self.alpha_bar = float(schedule[timestep])

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
+from ..validation import InputError
 from .storage import Storage
 
 ALPHA_SUFFIX = ".png"
@@ -60,7 +61,7 @@ def output_names(locations: list[str]) -> list[str]:
     outputs = Counter(name + suffix for name in names for suffix in (ALPHA_SUFFIX, RGBA_SUFFIX))
     clashes = sorted(output for output, count in outputs.items() if count > 1)
     if clashes:
-        raise ValueError(
+        raise InputError(
             f"targets would write the same output file ({', '.join(clashes)}): rename the targets so that no name is "
             "another's name plus '_rgba' or '_<extension>'"
         )
@@ -81,7 +82,7 @@ def probe_size(location: str) -> tuple[int, int]:
             if image.getexif().get(EXIF_ORIENTATION) in SWAPPED_ORIENTATIONS:
                 width, height = height, width
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"target image {location!r} is not a readable image ({error})") from error
+        raise InputError(f"target image {location!r} is not a readable image ({error})") from error
     return height, width
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..image_io import IMAGE_SUFFIXES
+from ..validation import InputError
 
 TEMPORARY_SUFFIX = ".partial"
 
@@ -38,7 +39,7 @@ class Storage:
         try:
             from pyarrow import fs
         except ImportError as error:
-            raise ValueError(
+            raise InputError(
                 f'{location!r} is not a local path: reading it needs pyarrow (pip install -e ".[distributed]")'
             ) from error
         return fs.FileSystem.from_uri(location)
@@ -59,7 +60,7 @@ class Storage:
         if info.type == fs.FileType.File:
             return [location]
         if info.type != fs.FileType.Directory:
-            raise ValueError(f"{location!r} is neither an image file nor a folder")
+            raise InputError(f"{location!r} is neither an image file nor a folder")
         scheme = location.split("://", 1)[0]
         files = sorted(
             f"{scheme}://{entry.path}"
@@ -67,7 +68,7 @@ class Storage:
             if entry.type == fs.FileType.File and Path(entry.path).suffix.lower() in IMAGE_SUFFIXES
         )
         if not files:
-            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {location!r}")
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {location!r}")
         return files
 
     def open_read(self, location: str):

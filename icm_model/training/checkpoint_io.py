@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from ..decoder.checkpoint import save_decoder
 from ..decoder.model import InContextDecoder
+from ..validation import InputError
 
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -146,7 +147,7 @@ def load_training_checkpoint(location: Path, decoder: InContextDecoder) -> Train
     if not (location / STATE_JSON).is_file():
         found = complete_checkpoints(location)
         if not found:
-            raise ValueError(
+            raise InputError(
                 f"{str(location)!r} holds no training checkpoint (a step_NNNNNNNN/ folder with {STATE_TENSORS} and "
                 f"{STATE_JSON}): give a run's checkpoints/ folder or one of its step folders"
             )
@@ -155,18 +156,18 @@ def load_training_checkpoint(location: Path, decoder: InContextDecoder) -> Train
         tensors = load_file(str(location / STATE_TENSORS))
         document = json.loads((location / STATE_JSON).read_text())
     except (SafetensorError, OSError, json.JSONDecodeError) as error:
-        raise ValueError(
+        raise InputError(
             f"training checkpoint {str(location)!r} is not readable ({error}); resume from another"
         ) from error
     if document.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{str(location / STATE_JSON)!r} is not a training checkpoint of format {FORMAT_VERSION}")
+        raise InputError(f"{str(location / STATE_JSON)!r} is not a training checkpoint of format {FORMAT_VERSION}")
     model = {key[len("model.") :]: value for key, value in tensors.items() if key.startswith("model.")}
     expected = decoder.state_dict()
     mismatched = sorted(
         set(model) ^ set(expected) | {k for k in model if k in expected and model[k].shape != expected[k].shape}
     )
     if mismatched:
-        raise ValueError(
+        raise InputError(
             f"training checkpoint {str(location)!r} holds another decoder architecture ({', '.join(mismatched[:5])}"
             f"{' ...' if len(mismatched) > 5 else ''}): resume with the settings of the run that wrote it"
         )

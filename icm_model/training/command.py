@@ -16,6 +16,7 @@ from ..decoder.checkpoint import load_decoder
 from ..decoder.config import DecoderConfig
 from ..decoder.model import InContextDecoder
 from ..evaluation.evaluate import discover_dataset, plan_evaluation
+from ..validation import InputError
 from .data import (
     DEFAULT_TRIMAP_RADIUS,
     MATTING,
@@ -96,7 +97,7 @@ def initial_decoder(init: Path | None, config_path: Path | None, seed: int) -> I
     try:
         return load_decoder(init, config)
     except ValueError as error:
-        raise ValueError(
+        raise InputError(
             f"--init {str(init)!r}: {error} To fine-tune, give the released IconMatting checkpoint or a model this "
             "command exported; for a checkpoint of another architecture add --decoder-config."
         ) from error

@@ -50,6 +50,7 @@ from PIL import Image
 
 from ..evaluation.evaluate import Sample, _oriented_size, discover_dataset
 from ..image_io import IMAGE_SUFFIXES, _open
+from ..validation import InputError
 
 MATTING = "matting"
 SEGMENTATION = "segmentation"
@@ -78,7 +79,7 @@ class DatasetSource:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"dataset kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+            raise InputError(f"dataset kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,9 @@ class PipelineOptions:
 
     def __post_init__(self) -> None:
         if self.random_crop is not None and not 0 < self.random_crop <= 1:
-            raise ValueError(f"random_crop must be in (0, 1] (smallest crop side / short side), got {self.random_crop}")
+            raise InputError(f"random_crop must be in (0, 1] (smallest crop side / short side), got {self.random_crop}")
         if self.trimap_radius < 0:
-            raise ValueError(f"trimap_radius must be 0 or more pixels, got {self.trimap_radius}")
+            raise InputError(f"trimap_radius must be 0 or more pixels, got {self.trimap_radius}")
 
 
 # --- finding the items ------------------------------------------------------------------------------------------
@@ -119,13 +120,13 @@ def discover_items(source: DatasetSource) -> list[TrainingItem]:
     """
     root = source.root
     if not root.is_dir():
-        raise ValueError(f"training dataset {str(root)!r} is not a folder")
+        raise InputError(f"training dataset {str(root)!r} is not a folder")
     if (root / "image").is_dir() or (root / "alpha").is_dir():
         samples = discover_dataset(root)
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir())
         if not folders:
-            raise ValueError(
+            raise InputError(
                 f"training dataset {str(root)!r} has neither image/ + alpha/ folders nor group folders: lay it out "
                 "as image/, alpha/ [trimap/] (ICM-57 style) or one folder per group holding NAME.png + NAME_alpha.png"
             )
@@ -139,28 +140,28 @@ def _group_folder(folder: Path) -> list[Sample]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
             if path.stem in files:
-                raise ValueError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
+                raise InputError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
             files[path.stem] = path
     alphas = {stem[: -len(ALPHA_SUFFIX)]: p for stem, p in files.items() if stem.endswith(ALPHA_SUFFIX)}
     trimaps = {stem[: -len(TRIMAP_SUFFIX)]: p for stem, p in files.items() if stem.endswith(TRIMAP_SUFFIX)}
     images = {s: p for s, p in files.items() if not s.endswith((ALPHA_SUFFIX, TRIMAP_SUFFIX))}
     if not images:
-        raise ValueError(
+        raise InputError(
             f"group folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}): add NAME.png with "
             "NAME_alpha.png, or remove the folder"
         )
     for stem, path in {**alphas, **trimaps}.items():
         if stem not in images:
-            raise ValueError(f"{str(path)!r} belongs to no image: add {stem}.png beside it or remove it")
+            raise InputError(f"{str(path)!r} belongs to no image: add {stem}.png beside it or remove it")
     samples = []
     for stem, image in images.items():
         if stem not in alphas:
-            raise ValueError(f"image {str(image)!r} has no alpha: add {stem}{ALPHA_SUFFIX}.png beside it")
+            raise InputError(f"image {str(image)!r} has no alpha: add {stem}{ALPHA_SUFFIX}.png beside it")
         size = _oriented_size(image, "image")
         for what, path in (("alpha", alphas[stem]), ("trimap", trimaps.get(stem))):
             if path is not None and _oriented_size(path, what) != size:
                 width, height = _oriented_size(path, what)
-                raise ValueError(
+                raise InputError(
                     f"{what} {str(path)!r} is {width}x{height} but its image is {size[0]}x{size[1]}: "
                     f"the {what} must have its image's size"
                 )
@@ -176,12 +177,12 @@ def collect_items(sources: Sequence[DatasetSource], self_pairing: bool) -> list[
         ValueError: no dataset, or (without ``self_pairing``) a group of one image, naming its file.
     """
     if not sources:
-        raise ValueError("no training dataset: give at least one --data folder")
+        raise InputError("no training dataset: give at least one --data folder")
     items = sorted((i for s in sources for i in discover_items(s)), key=lambda i: (i.group, i.sample.name))
     lone = single_image_groups(items)
     if lone and not self_pairing:
         first = next(item for item in items if item.group == lone[0])
-        raise ValueError(
+        raise InputError(
             f"group {first.group!r} has one image ({str(first.sample.image)!r}) and this recipe never pairs an image "
             "with itself: add another image of the same object or class to its group, or remove it"
             + (f" ({len(lone)} such groups)" if len(lone) > 1 else "")
@@ -242,7 +243,7 @@ def load_item(
     if item.kind == SEGMENTATION:
         alpha = (alpha >= 0.5).astype(np.float32)
     if alpha.shape != (image.height, image.width):
-        raise ValueError(
+        raise InputError(
             f"alpha {str(sample.alpha)!r} is {alpha.shape[1]}x{alpha.shape[0]} but its image is "
             f"{image.width}x{image.height}: the alpha must have its image's size"
         )

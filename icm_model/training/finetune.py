@@ -1,7 +1,7 @@
 """Fine-tuning a trained decoder on a user's targets and good mattes against one encoded reference context.
 
 The targets are letterboxed into the working canvas as for inference (:class:`~icm_model.geometry.Letterbox`); their
-trimaps come from the mattes (:func:`trimap_from_alpha`); every step takes fresh seeded noise. The decoder given is
+trimaps come from the mattes (:func:`trimaps`); every step takes fresh seeded noise. The decoder given is
 never modified: a copy is trained.
 """
 
@@ -11,35 +11,32 @@ import dataclasses
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from ..backbone.features import VAE_DOWNSCALE, Backbone, extraction_steps
 from ..decoder.model import InContextDecoder
 from ..geometry import Letterbox
+from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP
+from ..validation import InputError
+from .data import trimap_from_alpha
 from .recipe import CORRECTED, TrainingRecipe
-from .step import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, HeadTrainer, StepNoise, TrainingBatch
+from .step import HeadTrainer, StepNoise, TrainingBatch
 
 TRIMAP_BAND_DIVISOR = 64
-"""The unknown band reaches ``working_size / 64`` pixels (12 at 768) either side of the matte's edge."""
+"""The unknown band: the matte's soft pixels and edge dilated by ``working_size / 64`` pixels (12 at 768)."""
+UNKNOWN_GREY = 128
+"""The unknown value of a grey trimap (0, 128, 255)."""
 WARMUP_FRACTION = 10
 """Fine-tuning warms up over the first tenth of its steps (at most the recipe's own warm-up)."""
 HEAD_STEPS = 1
 """Progress steps of one matting-head forward, loss, backward and Adam step."""
 
 
-def trimap_from_alpha(alpha: torch.Tensor, radius: int) -> torch.Tensor:
-    """A trimap ``[B, 1, H, W]`` in {0, 0.5, 1} for alpha ``[B, 1, H, W]`` in [0, 1].
-
-    Unknown (0.5): every soft pixel (0 < alpha < 1) and every pixel within ``radius`` of the foreground's edge
-    (alpha > 0.5), i.e. the soft pixels and the edge band, dilated by ``radius``; elsewhere 1 where alpha > 0.5, else 0.
-    """
-    kernel = 2 * radius + 1
-    foreground = (alpha > 0.5).float()
-    grown = F.max_pool2d(foreground, kernel, 1, radius)
-    shrunk = -F.max_pool2d(-foreground, kernel, 1, radius)
-    soft = F.max_pool2d(((alpha > 0) & (alpha < 1)).float(), kernel, 1, radius)
-    unknown = (grown != shrunk) | (soft > 0)
-    return torch.where(unknown, torch.full_like(alpha, 0.5), foreground)
+def trimaps(alphas: torch.Tensor, radius: int) -> torch.Tensor:
+    """Trimaps ``[B, 1, H, W]`` in {0, 0.5, 1} of alphas ``[B, 1, H, W]`` by the training data's rule
+    (:func:`icm_model.training.data.trimap_from_alpha`: the soft pixels and the edge, dilated by ``radius``)."""
+    raw = [torch.from_numpy(trimap_from_alpha(a[0].cpu().numpy(), radius)) for a in alphas]
+    grey = torch.stack(raw).unsqueeze(1).to(alphas.device, torch.float32)
+    return torch.where(grey == UNKNOWN_GREY, 0.5, grey / 255)
 
 
 def fine_tune_recipe(recipe: TrainingRecipe, steps: int, learning_rate: float) -> TrainingRecipe:
@@ -102,9 +99,9 @@ def fine_tune(
         ValueError: mattes that do not match the images, or ``steps`` < 1.
     """
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise InputError(f"steps must be at least 1, got {steps}")
     if alphas.ndim != 3 or alphas.shape[0] != images.shape[0] or alphas.shape[-2:] != images.shape[-2:]:
-        raise ValueError(
+        raise InputError(
             f"target_alpha {list(alphas.shape)} does not fit target_image {list(images.shape[-2:])} x "
             f"{images.shape[0]}: one matte per target, at the target's size"
         )
@@ -112,7 +109,7 @@ def fine_tune(
     box = Letterbox.fit(images.shape[-2], images.shape[-1], size)
     with torch.inference_mode(False):  # ComfyUI runs nodes in inference mode; clones are ordinary tensors
         alpha = box.mask(alphas.float().clone().clamp(0, 1)).unsqueeze(1)
-        trimap = trimap_from_alpha(alpha, max(1, size // TRIMAP_BAND_DIVISOR))
+        trimap = trimaps(alpha, max(1, size // TRIMAP_BAND_DIVISOR))
         batch = TrainingBatch(None, None, box.image(images.float().clone()) * 2 - 1, alpha, trimap)
         trained = copy_decoder(decoder)
         trainer = HeadTrainer(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..validation import InputError
+
 ROUTINGS = ("values", "kind")
 SEGMENTATION_LOSSES = ("smooth_l1", "l1")
 BATCH_REDUCTIONS = ("sum", "mean")
@@ -68,9 +70,9 @@ class TrainingRecipe:
             ("decay", self.decay, DECAYS),
         ):
             if value not in allowed:
-                raise ValueError(f"recipe {self.name!r}: {field} must be one of {allowed}, got {value!r}")
+                raise InputError(f"recipe {self.name!r}: {field} must be one of {allowed}, got {value!r}")
         if self.warmup_steps < 0 or self.learning_rate <= 0:
-            raise ValueError(f"recipe {self.name!r}: warmup_steps must be >= 0 and learning_rate > 0")
+            raise InputError(f"recipe {self.name!r}: warmup_steps must be >= 0 and learning_rate > 0")
 
 
 OFFICIAL = TrainingRecipe(
@@ -125,4 +127,4 @@ def recipe_by_name(name: str) -> TrainingRecipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown training recipe {name!r}; choose one of {sorted(RECIPES)}") from None
+        raise InputError(f"unknown training recipe {name!r}; choose one of {sorted(RECIPES)}") from None

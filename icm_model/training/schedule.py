@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..decoder.model import InContextDecoder
+from ..validation import InputError
 from .recipe import TrainingRecipe
 
 OFFICIAL_CYCLE = 10**13
@@ -52,7 +53,7 @@ def lr_factor(step: int, recipe: TrainingRecipe, total_steps: int | None = None)
     if recipe.decay == "constant":
         return 1.0
     if total_steps is None or total_steps <= warmup:
-        raise ValueError(
+        raise InputError(
             f"recipe {recipe.name!r} decays to 0 at the last step: give the run's total_steps (more than the "
             f"{warmup} warm-up steps), got {total_steps}"
         )

@@ -18,19 +18,17 @@ from torch import nn
 from ..backbone.features import VAE_DOWNSCALE, Backbone, EnsembleFeatureExtractor, PerImageNoise, TargetFeatures
 from ..decoder.model import Guidance, InContextDecoder
 from ..decoder.similarity import roi_query, roi_token_mask
+from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP
+from ..validation import InputError
 from .losses import LossTerms, matting_loss
 from .recipe import OFFICIAL, TrainingRecipe
 from .schedule import build_optimizer, build_scheduler
 
-DEFAULT_TIMESTEP = 200
-DEFAULT_ENSEMBLE = 4
-CORRESPONDENCE_STRIDE = 16
-"""Pixels per token of the correspondence (high) grid: 8 (VAE) x 2 (U-Net level 1)."""
-
 
 @dataclass
 class TrainingBatch:
-    """B reference/target pairs of one size ``H x W`` (multiples of 32); target ``b`` is matted with reference ``b``.
+    """B reference/target pairs of one square size ``H x H`` (a multiple of 32); target ``b`` is matted with its
+    reference ``b``.
 
     Attributes:
         reference_image: ``[B, 3, H, W]`` in [-1, 1] (the official ``u8 / 127.5 - 1``); None when every target is
@@ -61,10 +59,13 @@ class TrainingBatch:
             )
             if tuple(value.shape) != expected:
                 raise ValueError(f"training batch: {field.name} must be {list(expected)}, got {list(value.shape)}")
-        if height % 32 or width % 32:
+        if height != width or height % 32:
             raise ValueError(
-                f"training batch: images must be multiples of 32 pixels on each side, got {height}x{width}"
+                f"training batch: images must be square and a multiple of 32 pixels on each side (the U-Net's token "
+                f"grids), got {height}x{width}"
             )
+        if (self.reference_image is None) != (self.reference_guidance is None):
+            raise ValueError("training batch: give both reference_image and reference_guidance, or neither")
 
     def __len__(self) -> int:
         return self.target_image.shape[0]
@@ -172,7 +173,7 @@ class TrainingForward(nn.Module):
         for b in range(len(batch)):
             if not tokens[b].any():
                 cell = batch.reference_image.shape[-1] // reference.shape[-1]
-                raise ValueError(
+                raise InputError(
                     f"training sample {b}: its reference guidance covers no whole {cell}x{cell}-pixel cell of the "
                     "feature grid; give it a reference whose object is larger, or leave the pair out"
                 )
@@ -204,7 +205,7 @@ def check_loss(total: torch.Tensor, recipe: TrainingRecipe) -> None:
     """Raises ValueError for a NaN or infinite total, or one above ``recipe.max_loss`` (official: 1e4)."""
     value = float(total.detach())
     if not torch.isfinite(total) or (recipe.max_loss is not None and value > recipe.max_loss):
-        raise ValueError(
+        raise InputError(
             f"training loss is {value} (limit {recipe.max_loss}): the run diverged or a sample is broken; lower the "
             "learning rate or check the batch's alpha and trimap"
         )
@@ -280,8 +281,6 @@ class HeadTrainer:
         Returns:
             ``(prediction [B, 1, H, W], losses)``.
         """
-        if batch.target_image.shape[-2] != batch.target_image.shape[-1]:
-            raise ValueError("training batch: images must be square (the feature grids are square)")
         noise = noise if noise is not None else self.draw_noise(batch)
         prediction = self.forward(batch, noise, self.recipe.binarise_guidance_in_place)
         alpha, trimap = batch.alpha.to(prediction.device), batch.trimap.to(prediction.device)

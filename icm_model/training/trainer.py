@@ -36,6 +36,7 @@ from ..decoder.model import InContextDecoder
 from ..evaluation.evaluate import METRIC_NAMES, EvaluationPlan, EvaluationSettings, evaluate
 from ..pipeline import InContextMatting
 from ..progress import TextProgress
+from ..validation import InputError
 from .checkpoint_io import TrainingState, export_model, load_training_checkpoint, save_training_checkpoint
 from .data import PairDataset, step_keys
 from .distributed import Processes, ddp_wrapper, sum_over_processes
@@ -87,20 +88,20 @@ class TrainingSettings:
     def check(self, processes: Processes) -> int:
         """The micro-batch size; raises ValueError for settings that do not fit together."""
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"--steps and --batch-size must be at least 1, got {self.steps} and {self.batch_size}")
+            raise InputError(f"--steps and --batch-size must be at least 1, got {self.steps} and {self.batch_size}")
         if self.batchnorm not in BATCHNORM_MODES:
-            raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_MODES)}, got {self.batchnorm!r}")
+            raise InputError(f"batchnorm must be one of {', '.join(BATCHNORM_MODES)}, got {self.batchnorm!r}")
         share, rest = divmod(self.batch_size, processes.world_size)
         micro = self.micro_batch or share
         if rest or share == 0 or share % micro:
-            raise ValueError(
+            raise InputError(
                 f"--batch-size {self.batch_size} must split evenly over {processes.world_size} process(es) and then "
                 f"into micro-batches of {micro}: choose a batch size that is a multiple of both"
             )
         if self.precision != "fp32" and processes.device.type != "cuda":
-            raise ValueError(f"--precision {self.precision} needs a CUDA device; use fp32 on {processes.device}")
+            raise InputError(f"--precision {self.precision} needs a CUDA device; use fp32 on {processes.device}")
         if self.batchnorm == "sync" and processes.device.type != "cuda" and processes.world_size > 1:
-            raise ValueError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU implementation)")
+            raise InputError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm has no CPU implementation)")
         return micro
 
     def identity(self, recipe: TrainingRecipe, size: int) -> dict[str, object]:
@@ -218,7 +219,7 @@ class Trainer:
             if state.settings.get(key) != current[key]
         ]
         if different:
-            raise ValueError(
+            raise InputError(
                 f"the checkpoint in {str(location)!r} was written with other settings ({'; '.join(different)}): "
                 "resume with the run's own settings, or start a new run with --init from its exported model"
             )
@@ -328,9 +329,9 @@ class Trainer:
                 with autocast:
                     try:
                         _, losses = self.head.loss(batch, noise)
-                    except ValueError as error:
+                    except InputError as error:
                         pairs = "; ".join(self.dataset.describe(key) for _, key in share[start : start + self.micro])
-                        raise ValueError(f"step {self.step + 1} ({pairs}): {error}") from error
+                        raise InputError(f"step {self.step + 1} ({pairs}): {error}") from error
                 loss = losses.total * scale
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             values = [float(losses.total.detach()), *(float(losses.terms[key].detach()) for key in terms)]
