@@ -134,13 +134,12 @@ class EncodeReferenceContext:
             raise ValueError(
                 "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
             )
+        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         if reference_prompt is None:
             reference = encode_reference_context(
-                iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep, ensemble_size,
-                seed, clip, empty_conditioning,
-            )  # fmt: skip
+                iconmatting_model, backbone, reference_image, reference_mask, prompt_type, timestep, ensemble_size, seed
+            )
             return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
-        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
         context, ui = encode_prompted_reference(
             backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
@@ -149,12 +148,11 @@ class EncodeReferenceContext:
         return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
 
 
-def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
-                             ensemble_size, seed, clip=None, empty_conditioning=None, on_step=None):  # fmt: skip
-    """What Encode Reference Context outputs; ``on_step`` (default: a progress bar planned over the reference passes,
-    :func:`~icm_model.pipeline.reference_steps`) is ticked after every VAE encode and U-Net block and may raise to
-    cancel. Returns a :class:`Reference`."""
-    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+def encode_reference_context(iconmatting_model, backbone: ComfyBackbone, reference_image, reference_mask, prompt_type,
+                             timestep, ensemble_size, seed, on_step=None):  # fmt: skip
+    """What Encode Reference Context outputs, encoded with ``backbone`` (the SD2.1 MODEL, VAE and empty prompt);
+    ``on_step`` (default: a progress bar planned over the reference passes, :func:`~icm_model.pipeline.reference_steps`)
+    is ticked after every VAE encode and U-Net block and may raise to cancel. Returns a :class:`Reference`."""
     images = channels_first(reference_image, "reference_image")
     context = encode_reference(
         backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
