@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from comfy_server import SD_CHECKPOINT, start_server, write_base
+from comfy_server import COMFYUI_VERSIONS, SD_CHECKPOINT, start_server, write_base
 
 API_WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows" / "api"
 PROBE = Path(__file__).resolve().with_name("comfy_probe")
@@ -47,17 +47,21 @@ def _write_lora(path: Path, checkpoint: Path, layers: list[str], seed: int) -> N
     save_file(tensors, path)
 
 
+# ComfyUI 0.3.64 only, for now: these checks have not been run on 0.33.0 yet.
+pytestmark = pytest.mark.parametrize("comfy_version", COMFYUI_VERSIONS[:1], ids=str, indirect=True)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, comfy_checkpoint):
+def server(tmp_path_factory, comfy_checkpoint, comfy_version):
     """A ComfyUI (--cpu) with the pack, the probe nodes and the LoRAs, for this module alone."""
     checkpoint = comfy_checkpoint
     base = tmp_path_factory.mktemp("comfy_memory") / "base"
-    write_base(base, checkpoint)
+    write_base(base, checkpoint, comfy_version)
     shutil.copytree(PROBE, base / "custom_nodes" / "icm_test_probe")
     (base / "models" / "loras").mkdir(parents=True)
     _write_lora(base / "models" / "loras" / "early.safetensors", checkpoint, EARLY_LAYERS, 1)
     _write_lora(base / "models" / "loras" / "late.safetensors", checkpoint, LATE_LAYERS, 2)
-    server = start_server(base)
+    server = start_server(base, comfy_version)
     yield server
     server.stop()
 
