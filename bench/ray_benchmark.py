@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="tiny", choices=sorted(DECODER_CONFIGS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--targets", type=int, default=16)
+    parser.add_argument("--targets", type=int, default=64)
     parser.add_argument("--side", type=int, default=256, help="target side in pixels")
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])

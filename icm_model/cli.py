@@ -1,4 +1,5 @@
-"""``python -m icm_model``: in-context matting of a folder of images, dataset evaluation, checkpoint conversion."""
+"""``python -m icm_model``: in-context matting of a folder of images, dataset evaluation, checkpoint conversion,
+training."""
 
 from __future__ import annotations
 
@@ -19,12 +20,16 @@ from .evaluation.evaluate import EvaluationSettings, discover_dataset, evaluate,
 from .evaluation.report import write_outputs
 from .pipeline import DEFAULT_ENSEMBLE, DEFAULT_MAX_BATCH, DEFAULT_TIMESTEP
 from .progress import TextProgress
+from .training.command import add_train_parser, run_training
+from .validation import InputError
+
+DEVICE_HELP = "auto, cpu, cuda, cuda:1, ..."
 
 
 def matte_targets(args: argparse.Namespace) -> JobSummary:
     """The ``matte`` subcommand on the chosen engine: targets already done are skipped, unreadable ones reported."""
     settings = MatteSettings(args.ensemble, args.seed, args.upsampling, args.foreground)
-    out = str(args.out)
+    out = args.out
     locations = Storage.for_location(str(args.targets)).list_images(str(args.targets))
     if args.engine == "ray":
         from .engines.ray_engine import ModelSpec, RayOptions, run_ray
@@ -43,14 +48,15 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
     """The ``evaluate`` subcommand: tables, report and contact sheet in ``args.out``; returns a summary line."""
     settings = EvaluationSettings(args.references, args.seed, args.timestep, args.ensemble)
     if args.worst < 0:
-        raise ValueError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
+        raise InputError(f"--worst must be 0 (no contact sheet) or more, got {args.worst}")
     plan = plan_evaluation(discover_dataset(args.dataset), settings.references, settings.seed)
     if plan.skipped:
         print(f"warning: skipping single-image groups (no reference): {', '.join(plan.skipped)}", file=sys.stderr)
     device = resolve_device(args.device)
     matting = load_matting(args.sd, args.icm, device, args.precision, args.max_batch)
     progress = TextProgress(plan.target_count, "evaluating")
-    alpha_dir = args.out / "alpha" if args.save_alpha else None
+    out = Path(args.out)
+    alpha_dir = out / "alpha" if args.save_alpha else None
     results = evaluate(matting, plan, settings, on_target=progress.update, alpha_dir=alpha_dir)
     details = {
         "dataset": str(args.dataset),
@@ -59,9 +65,9 @@ def evaluate_dataset(args: argparse.Namespace) -> str:
         "device": str(device),
         "precision": resolve_precision(args.precision, device),
     }
-    write_outputs(args.out, plan, results, settings, details, args.worst)
+    write_outputs(out, plan, results, settings, details, args.worst)
     mean_sad = sum(r.metrics.sad for r in results) / len(results)
-    return f"{len(results)} targets in {len(plan.groups)} groups, mean SAD {mean_sad:.4g}: see {args.out / 'report.md'}"
+    return f"{len(results)} targets in {len(plan.groups)} groups, mean SAD {mean_sad:.4g}: see {out / 'report.md'}"
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +79,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="Stable Diffusion 2.1 768-v: its single-file checkpoint or a diffusers folder",
     )
     parser.add_argument("--icm", type=Path, required=True, help="IconMatting checkpoint (.ckpt or .safetensors)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", required=True, help="output folder (matte --engine ray: also s3://... and the like)")
     parser.add_argument("--timestep", type=int, default=DEFAULT_TIMESTEP)
     parser.add_argument("--ensemble", type=int, default=DEFAULT_ENSEMBLE, help="noise ensemble size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="U-Net precision")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most latents per U-Net call")
 
@@ -121,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "--engine",
         default="local",
         choices=["local", "ray"],
-        help="local: this process, one device; ray: an actor pool on a Ray cluster (pip install -e \".[distributed]\")",
+        help='local: this process, one device; ray: an actor pool on a Ray cluster (pip install -e ".[distributed]")',
     )
     matte.add_argument("--address", help="Ray cluster: auto (the running one), ray://host:10001; default: a local one")
     matte.add_argument("--workers", type=int, help="Ray actors (default: one per GPU of the cluster, else 1)")
@@ -136,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--references", type=int, default=1, help="references per group, 1 to 4 (seeded choice)")
     evaluation.add_argument("--worst", type=int, default=8, help="images of highest SAD on worst.png (0: none)")
     evaluation.add_argument("--save-alpha", action="store_true", help="also save the predicted alphas in OUT/alpha/")
+    add_train_parser(commands, DEVICE_HELP)
     convert = commands.add_parser("convert", help="convert an IconMatting checkpoint to .safetensors")
     convert.add_argument("source", type=Path)
     convert.add_argument("destination", type=Path)
@@ -158,11 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "evaluate":
             print(evaluate_dataset(args))
             return 0
+        if args.command == "train":
+            device = resolve_device(args.device)
+            print(run_training(args, device, PRECISIONS[resolve_precision(args.unet_precision, device)]))
+            return 0
         summary = matte_targets(args)
         print("\n".join(summary.lines()))
         cutouts = " and RGBA cut-outs" if args.foreground else ""
         print(f"{summary.written} alpha mattes{cutouts} written to {args.out}")
         return 1 if summary.failures else 0
-    except (ValueError, ImportError) as error:
+    except (InputError, ImportError) as error:  # the user's input or environment; anything else is a bug: traceback
         print(f"error: {error}", file=sys.stderr)
         return 2

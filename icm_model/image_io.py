@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .validation import InputError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -20,9 +22,9 @@ def _open(source: Path | BinaryIO, what: str, name: str | None = None) -> Image.
         image = Image.open(source)
         image.load()
     except FileNotFoundError as error:
-        raise ValueError(f"{what} {name!r} does not exist") from error
+        raise InputError(f"{what} {name!r} does not exist") from error
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"{what} {name!r} is not a readable image ({error})") from error
+        raise InputError(f"{what} {name!r} is not a readable image ({error})") from error
     return ImageOps.exif_transpose(image)
 
 
@@ -72,10 +74,10 @@ def list_images(location: str | Path) -> list[Path]:
     if location.is_file():
         return [location]
     if not location.is_dir():
-        raise ValueError(f"{str(location)!r} is neither an image file nor a folder")
+        raise InputError(f"{str(location)!r} is neither an image file nor a folder")
     files = sorted(p for p in location.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(location)!r}")
     return files
 
 

@@ -23,7 +23,7 @@ from .decoder.similarity import roi_query, roi_token_mask
 from .geometry import Letterbox
 from .prompts.prompt import ReferencePrompt
 from .prompts.tokens import PromptTokens, TokenSelection, prompt_tokens, select_tokens
-from .validation import check_images, check_masks
+from .validation import InputError, check_images, check_masks
 
 DEFAULT_TIMESTEP = 200
 DEFAULT_ENSEMBLE = 4
@@ -77,7 +77,7 @@ class ReferenceContext:
     def union(self, other: ReferenceContext) -> ReferenceContext:
         """The context of both sets of references (the query is the union of their RoI tokens)."""
         if (other.timestep, other.working_size) != (self.timestep, self.working_size):
-            raise ValueError(
+            raise InputError(
                 f"cannot combine reference contexts encoded at timestep {self.timestep} / {self.working_size}px and "
                 f"timestep {other.timestep} / {other.working_size}px: encode them with the same settings"
             )
@@ -120,7 +120,7 @@ class TargetGuidance:
             self.letterbox.height,
             self.letterbox.width,
         ):
-            raise ValueError(
+            raise InputError(
                 f"{name} ({images.shape[0]} images of {images.shape[-1]}x{images.shape[-2]}) is not the batch the "
                 f"guidance was computed from ({len(self)} of {self.letterbox.width}x{self.letterbox.height}): wire the "
                 "images In-Context Similarity received"
@@ -128,7 +128,7 @@ class TargetGuidance:
         difference = (image_fingerprint(images) - self.fingerprint).abs().flatten(1).amax(dim=1)
         other = [f"#{first + i}" for i, value in enumerate(difference.tolist()) if value > FINGERPRINT_TOLERANCE]
         if other:
-            raise ValueError(
+            raise InputError(
                 f"{name} {', '.join(other)} is not the image the guidance was computed from (same size, other "
                 "content): wire the same IMAGE into In-Context Similarity and Matting Head"
             )
@@ -161,7 +161,7 @@ def encode_reference(
     for index, tokens in enumerate(token_masks):
         if not tokens.any():
             cell = CORRESPONDENCE_STRIDE * max(images.shape[-2:]) / working_size
-            raise ValueError(
+            raise InputError(
                 f"reference_mask #{index} covers no whole {cell:.0f}x{cell:.0f}-pixel cell of the feature grid: "
                 "mark a larger region of the object, or, for clicked points and thin strokes, use prompt_type points "
                 "or scribble (every cell the mark touches counts)"
@@ -182,21 +182,21 @@ def _marked_tokens(
     """The checked tokens of one prompt per reference image ``[R, 3, H, W]`` (see :func:`encode_prompts`)."""
     check_images("reference_image", images)
     if len(prompts) != images.shape[0]:
-        raise ValueError(f"{len(prompts)} prompts for {images.shape[0]} reference images: give one prompt per image")
+        raise InputError(f"{len(prompts)} prompts for {images.shape[0]} reference images: give one prompt per image")
     height, width = images.shape[-2:]
     box = Letterbox.fit(height, width, working_size)
     grid = working_size // CORRESPONDENCE_STRIDE
     tokens = []
     for prompt in prompts:
         if (prompt.height, prompt.width) != (height, width):
-            raise ValueError(
+            raise InputError(
                 f"the reference prompt was made on a {prompt.width}x{prompt.height} image but reference_image is "
                 f"{width}x{height}: wire the same image to the prompt and to the reference"
             )
         marked = prompt_tokens(prompt, box, grid)
         if not (marked.positive & ~marked.negative).any():
             cell = CORRESPONDENCE_STRIDE * max(height, width) / working_size
-            raise ValueError(
+            raise InputError(
                 f"{name} select no {cell:.0f}x{cell:.0f}-pixel cell of the feature grid: mark the object with a "
                 "click, a scribble, a box or a mask (a box or mask must hold at least one whole cell), and keep "
                 "negative marks off it"
@@ -282,7 +282,7 @@ def target_guidance(
     """
     check_images("target_image", images)
     if decoder.config.working_size != context.working_size:
-        raise ValueError(
+        raise InputError(
             f"the reference context was encoded at {context.working_size}px but this IconMatting model works at "
             f"{decoder.config.working_size}px: encode the reference for this model"
         )

@@ -12,6 +12,7 @@ from .reference_nodes import (
     IconMattingCombineReferences,
     IconMattingPointsToMask,
 )
+from .training_nodes import IconMattingFineTune
 from .video_batch_nodes import IconMattingVideoBatchManager
 from .video_nodes import VideoInContextMatte
 
@@ -34,6 +35,7 @@ NODE_CLASS_MAPPINGS = {
     "IconMattingReferencePrompt": IconMattingReferencePrompt,
     "IconMattingCorrection": IconMattingCorrection,
     "IconMattingVideoBatchManager": IconMattingVideoBatchManager,
+    "IconMattingFineTune": IconMattingFineTune,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadIconMattingModel": "Load IconMatting Model",
@@ -50,4 +52,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "IconMattingReferencePrompt": "Reference Prompt (IconMatting)",
     "IconMattingCorrection": "Correct Target (IconMatting)",
     "IconMattingVideoBatchManager": "Video Batch Manager (IconMatting)",
+    "IconMattingFineTune": "Fine-tune IconMatting Head",
 }

@@ -10,6 +10,10 @@ The user's MODEL is never touched: every patch lives in the ``model_options`` of
   blocks 4, 5, 7, 8 and output blocks 3-8 of the LDM layout), the output-block patch records up-blocks 0 and 1,
   and the pass stops after the attention of output block 8.
 
+Every pass is loaded with ComfyUI's ``load_models_gpu`` and a memory estimate of the pass
+(:func:`icm_model.backbone.memory.capture_memory`); its latents go through the U-Net in calls that fit the device's
+free memory, smaller after an out-of-memory error (:func:`icm_model.backbone.split_pass.run_split`).
+
 Both clones also tick the capture's progress after every input block and before every output block, where they honour
 ComfyUI's Cancel (``throw_exception_if_processing_interrupted``): a cancelled pass stops before its next block.
 """
@@ -23,7 +27,10 @@ import torch
 
 from ..icm_model.backbone.capture import HIGH, LOW, StopUNet, UNetCapture
 from ..icm_model.backbone.features import LATENT_CHANNELS, LatentPosterior
+from ..icm_model.backbone.memory import capture_memory
+from ..icm_model.backbone.split_pass import run_split
 from .model_check import check_sd2_v
+from .model_identity import model_identity
 
 # LDM block -> token grid of its self-attention (SD2.x, one transformer per block, transformer_index 0).
 ATTENTION_BLOCKS = {
@@ -78,7 +85,11 @@ class ComfyBackbone:
             )
         check_latent_channels(getattr(vae, "latent_channels", LATENT_CHANNELS))
         self._current: UNetCapture | None = None
+        self._latents_after_oom: int | None = None
         self.model = model
+        self.identity = model_identity(model)
+        """The MODEL's weights and patches (:func:`~.model_identity.model_identity`): features of backbones of another
+        identity cannot be compared with these."""
         self.vae = vae
         self.conditioning = conditioning
         self.reference_patcher = self._patched(())
@@ -155,16 +166,33 @@ class ComfyBackbone:
 
     def run(self, noisy_latents: torch.Tensor, timestep: int, capture: UNetCapture) -> torch.Tensor | None:
         patcher = self._patchers[capture.attention_grids]
-        comfy.model_management.load_models_gpu([patcher])
         base = patcher.model
         dtype = base.manual_cast_dtype or base.get_dtype()
+        memory = capture_memory(*noisy_latents.shape[-2:], capture.attention_grids, dtype.itemsize)
+        latents = noisy_latents.shape[0]
+        comfy.model_management.load_models_gpu(
+            [patcher], memory_required=memory.total(latents), minimum_memory_required=memory.total(1)
+        )
+        free = comfy.model_management.get_free_memory(patcher.load_device)
+        per_call = min(memory.latents_fitting(free, latents), self._latents_after_oom or latents)
+
+        def call(part: torch.Tensor, part_capture: UNetCapture) -> torch.Tensor | None:
+            return self._call(patcher, dtype, part, timestep, part_capture)
+
+        output, reached = run_split(call, noisy_latents, capture, per_call, comfy.model_management.soft_empty_cache)
+        if reached < per_call:  # an out-of-memory error: later passes start at the size that fitted
+            self._latents_after_oom = reached
+        return output
+
+    def _call(self, patcher, dtype: torch.dtype, latents: torch.Tensor, timestep: int, capture: UNetCapture):
+        """One U-Net call over ``latents`` ``[n, 4, h, w]``, filling ``capture``; None once the pass stopped early."""
         device = patcher.load_device
-        batch = noisy_latents.shape[0]
+        batch = latents.shape[0]
         transformer_options = patcher.model_options["transformer_options"].copy()
         self._current = capture
         try:
-            return base.diffusion_model(
-                noisy_latents.to(device, dtype),
+            return patcher.model.diffusion_model(
+                latents.to(device, dtype),
                 torch.full((batch,), float(timestep), device=device),
                 context=self.conditioning.to(device, dtype).expand(batch, -1, -1),
                 transformer_options=transformer_options,

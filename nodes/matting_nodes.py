@@ -159,8 +159,12 @@ class MattingHead:
         foreground_method: str = "multilevel",
         upsampling: str = "guided",
     ):
-        if iconmatting_model.decoder.config != guidance.iconmatting_model.decoder.config:
-            raise ValueError("iconmatting_model is not the model the guidance was computed with: wire the same one")
+        if iconmatting_model.fingerprint != guidance.iconmatting_model.fingerprint:
+            raise ValueError(
+                f"iconmatting_model is {iconmatting_model.describe()} but the guidance was computed with "
+                f"{guidance.iconmatting_model.describe()}: wire the Load IconMatting Model node that feeds Encode "
+                "Reference Context into Matting Head's iconmatting_model too"
+            )
         images = channels_first(target_image, "target_image")
         if images.shape[0] != len(guidance):
             raise ValueError(

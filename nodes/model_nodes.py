@@ -1,10 +1,10 @@
-"""The IconMatting checkpoint: its model folder, loading (once, cached) and GPU placement."""
+"""The IconMatting checkpoint: its model folder, loading, and ComfyUI's model management of the decoder."""
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections import OrderedDict
+import weakref
 
 import comfy.model_management
 import comfy.model_patcher
@@ -14,12 +14,12 @@ from safetensors import SafetensorError
 
 from ..icm_model.decoder.checkpoint import config_of, decoder_from_state_dict, unreadable_checkpoint
 from ..icm_model.decoder.model import InContextDecoder
+from ..icm_model.fingerprint import weights_fingerprint
 from .common import CATEGORY
 
 MODEL_FOLDER = "icon_matting"
 MODEL_TYPE = "ICON_MATTING_MODEL"
 CHECKPOINT_SUFFIXES = {".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin"}
-_CACHE_SIZE = 2
 
 
 def register_model_folder() -> None:
@@ -29,10 +29,14 @@ def register_model_folder() -> None:
 
 
 class IconMattingModel:
-    """A loaded IconMatting decoder; ComfyUI's model management moves it to the GPU when used and offloads it."""
+    """A loaded IconMatting decoder, managed by ComfyUI like its own models: a ``ModelPatcher`` that
+    ``load_models_gpu`` moves to the compute device when used, offloads when memory is needed and unloads on "free
+    memory". ``fingerprint`` identifies the weights by content."""
 
     def __init__(self, decoder: InContextDecoder, name: str) -> None:
         self.decoder, self.name = decoder, name
+        self.fingerprint = weights_fingerprint(decoder.state_dict().items(), decoder.config.to_json())
+        """Of the weights and configuration, computed once: guidance of another checkpoint has another one."""
         self.patcher = comfy.model_patcher.ModelPatcher(
             decoder,
             load_device=comfy.model_management.get_torch_device(),
@@ -43,22 +47,29 @@ class IconMattingModel:
     def working_size(self) -> int:
         return self.decoder.config.working_size
 
+    def describe(self) -> str:
+        """The checkpoint's file name and fingerprint, for errors."""
+        return f"{self.name} (weights {self.fingerprint})"
+
     def load(self) -> InContextDecoder:
         """The decoder, on the compute device."""
         comfy.model_management.load_models_gpu([self.patcher])
         return self.decoder
 
 
-_loaded: OrderedDict[tuple, IconMattingModel] = OrderedDict()
+_loaded: weakref.WeakValueDictionary[tuple, IconMattingModel] = weakref.WeakValueDictionary()
+"""File (device, inode, mtime, size) -> the model loaded from it, while anything else (ComfyUI's output cache) still
+holds it: loader nodes naming one file share one decoder, and the pack never keeps it alive itself."""
 
 
 def load_icon_matting_model(path: str) -> IconMattingModel:
-    """Reads and strictly checks a checkpoint through ComfyUI's loader (``weights_only`` for pickles), cached."""
+    """Reads and strictly checks a checkpoint through ComfyUI's loader (``weights_only`` for pickles); a file still
+    loaded elsewhere gives the same model."""
     stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-    if key in _loaded:
-        _loaded.move_to_end(key)
-        return _loaded[key]
+    key = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    model = _loaded.get(key)
+    if model is not None:
+        return model
     name = os.path.basename(path)
     try:
         state_dict, metadata = comfy.utils.load_torch_file(path, safe_load=True, return_metadata=True)
@@ -67,8 +78,6 @@ def load_icon_matting_model(path: str) -> IconMattingModel:
     state_dict = {k: v for k, v in state_dict.items() if hasattr(v, "shape")}
     model = IconMattingModel(decoder_from_state_dict(state_dict, config_of(metadata or {}), name), name)
     _loaded[key] = model
-    while len(_loaded) > _CACHE_SIZE:
-        _loaded.popitem(last=False)
     return model
 
 

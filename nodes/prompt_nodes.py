@@ -9,8 +9,10 @@ import torch
 from ..icm_model.decoder.config import DecoderConfig
 from ..icm_model.geometry import Letterbox
 from ..icm_model.pipeline import CORRESPONDENCE_STRIDE, DEFAULT_EXTENSION_TOP_M
+from ..icm_model.prompts.fingerprint import picture_fingerprint
 from ..icm_model.prompts.marks_json import kjnodes_points, parse_marks, points_from_kjnodes
-from ..icm_model.prompts.tokens import point_radius, rasterise
+from ..icm_model.prompts.raster import rasterise
+from ..icm_model.prompts.tokens import point_radius
 from .common import CATEGORY, as_mask_batch, channels_first
 from .reference_nodes import REFERENCE_TYPE, Reference
 from .reference_prompt import PROMPT_TYPE, MarkedReference, encode_marked, temp_png
@@ -95,9 +97,10 @@ class IconMattingReferencePrompt:
     def mark(self, reference_image, marks, extension_top_m, mask=None, positive_points="", negative_points=""):
         image = channels_first(reference_image, "reference_image")[0]
         height, width = image.shape[-2:]
-        prompt = parse_marks(marks, height, width, "marks")
-        more = points_from_kjnodes(positive_points, True, "positive_points")
-        more += points_from_kjnodes(negative_points, False, "negative_points")
+        fingerprint = picture_fingerprint(image)
+        prompt = parse_marks(marks, height, width, "marks", fingerprint)
+        more = points_from_kjnodes(positive_points, True, "positive_points", height, width)
+        more += points_from_kjnodes(negative_points, False, "negative_points", height, width)
         prompt = prompt.merged(more).with_mask(_first_mask(mask, image, "mask"))
         box = Letterbox.fit(height, width, REFERENCE_WORKING_SIZE)
         raster = rasterise(prompt, point_radius(box, REFERENCE_WORKING_SIZE // CORRESPONDENCE_STRIDE))
@@ -107,7 +110,8 @@ class IconMattingReferencePrompt:
             kjnodes_points(prompt, False),
             raster.unsqueeze(0),
         )
-        return {"ui": {"iconmatting_image": [temp_png(reference_image[0], "iconmatting_reference")]}, "result": outputs}
+        shown = {**temp_png(reference_image[0], "iconmatting_reference"), "fingerprint": fingerprint}
+        return {"ui": {"iconmatting_image": [shown]}, "result": outputs}
 
 
 class IconMattingCorrection:
@@ -169,12 +173,14 @@ class IconMattingCorrection:
                 f"previous_alpha is {alpha.shape[-1]}x{alpha.shape[-2]} but target {target_index} is {width}x{height}: "
                 "wire the alpha this target got in the last run (Matting Head's alpha)"
             )
-        prompt = parse_marks(marks, height, width, "marks").with_mask(alpha)
+        fingerprint = picture_fingerprint(image[0])
+        prompt = parse_marks(marks, height, width, "marks", fingerprint).with_mask(alpha)
         context, ui = encode_marked(
             reference.backbone, image, [prompt], reference.iconmatting_model.working_size, extension_top_m=0,
             timestep=reference.context.timestep, ensemble=reference.ensemble, seed=reference.seed,
             name="the correction (previous_alpha > 0.5 plus the positive marks, minus the negative ones)",
         )  # fmt: skip
         corrected = replace(reference, context=reference.context.union(context))
-        ui["iconmatting_image"] = [temp_png(_overlay(target_image[target_index], alpha), "iconmatting_correction")]
+        overlay = temp_png(_overlay(target_image[target_index], alpha), "iconmatting_correction")
+        ui["iconmatting_image"] = [{**overlay, "fingerprint": fingerprint}]  # of the target, not of its overlay
         return {"ui": {"text": [corrected.summary()], **ui}, "result": (corrected,)}

@@ -134,13 +134,12 @@ class EncodeReferenceContext:
             raise ValueError(
                 "wire reference_prompt (from Reference Prompt, to click, scribble or box the object) or reference_mask"
             )
+        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         if reference_prompt is None:
             reference = encode_reference_context(
-                iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep, ensemble_size,
-                seed, clip, empty_conditioning,
-            )  # fmt: skip
+                iconmatting_model, backbone, reference_image, reference_mask, prompt_type, timestep, ensemble_size, seed
+            )
             return {"ui": {"text": [reference.summary()]}, "result": (reference,)}
-        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
         images = channels_first(reference_image, "reference_image")
         context, ui = encode_prompted_reference(
             backbone, images, reference_prompt, iconmatting_model.working_size, timestep, ensemble_size, seed
@@ -149,12 +148,11 @@ class EncodeReferenceContext:
         return {"ui": {"text": [reference.summary()], **ui}, "result": (reference,)}
 
 
-def encode_reference_context(iconmatting_model, model, vae, reference_image, reference_mask, prompt_type, timestep,
-                             ensemble_size, seed, clip=None, empty_conditioning=None, on_step=None):  # fmt: skip
-    """What Encode Reference Context outputs; ``on_step`` (default: a progress bar planned over the reference passes,
-    :func:`~icm_model.pipeline.reference_steps`) is ticked after every VAE encode and U-Net block and may raise to
-    cancel. Returns a :class:`Reference`."""
-    backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+def encode_reference_context(iconmatting_model, backbone: ComfyBackbone, reference_image, reference_mask, prompt_type,
+                             timestep, ensemble_size, seed, on_step=None):  # fmt: skip
+    """What Encode Reference Context outputs, encoded with ``backbone`` (the SD2.1 MODEL, VAE and empty prompt);
+    ``on_step`` (default: a progress bar planned over the reference passes, :func:`~icm_model.pipeline.reference_steps`)
+    is ticked after every VAE encode and U-Net block and may raise to cancel. Returns a :class:`Reference`."""
     images = channels_first(reference_image, "reference_image")
     context = encode_reference(
         backbone, images, as_mask_batch(reference_mask, "reference_mask"), iconmatting_model.working_size,
@@ -193,15 +191,17 @@ class IconMattingCombineReferences:
         }
 
     def combine(self, reference_a: Reference, reference_b: Reference):
-        if not reference_b.backbone.model.is_clone(reference_a.backbone.model):
+        if reference_b.backbone.identity != reference_a.backbone.identity:
             raise ValueError(
-                "reference_b was encoded with another SD model than reference_a: their features cannot be compared. "
-                "Encode both with the same MODEL (the SD2.1 checkpoint)"
+                "reference_b was encoded with another SD model than reference_a (other weights, or the same weights "
+                "with other patches such as a LoRA): their features cannot be compared. Wire the same MODEL output "
+                "into the model input of both Encode Reference Context (or Correct Target) chains"
             )
-        if reference_b.iconmatting_model.decoder.config != reference_a.iconmatting_model.decoder.config:
+        if reference_b.iconmatting_model.fingerprint != reference_a.iconmatting_model.fingerprint:
             raise ValueError(
-                "reference_b was encoded for another IconMatting model than reference_a: wire the same "
-                "iconmatting_model into both Encode Reference Context nodes"
+                f"reference_b was encoded for another IconMatting model ({reference_b.iconmatting_model.describe()}) "
+                f"than reference_a ({reference_a.iconmatting_model.describe()}): wire the same Load IconMatting Model "
+                "node into both Encode Reference Context nodes"
             )
         try:
             context = reference_a.context.union(reference_b.context)
@@ -247,23 +247,19 @@ class IconMattingPointsToMask:
         }
 
     def draw(self, reference_image, positive_points, radius, negative_points="[]"):
-        positive = parse_points(positive_points, "positive_points")
-        if not positive:
-            raise ValueError("positive_points has no points: click at least one point on the object")
         images = channels_first(reference_image, "reference_image")
         height, width = images.shape[-2:]
+        positive = parse_points(positive_points, "positive_points", height, width)
+        if not positive:
+            raise ValueError("positive_points has no points: click at least one point on the object")
         size = f"the {width}x{height} reference_image (width x height)"
-        if max(width, height) > 2 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in positive):
-            raise ValueError(
-                f"positive_points are all within 0..1: they look like normalized coordinates, but they must be pixels "
-                f"of {size}"
-            )
         if not points_mask(height, width, positive, [], radius).any():
             raise ValueError(
                 f"positive_points all lie outside {size}: place the points on the image they are drawn on (pixel "
                 "coordinates, x to the right, y down, from the top-left corner)"
             )
-        mask = points_mask(height, width, positive, parse_points(negative_points, "negative_points"), radius)
+        negative = parse_points(negative_points, "negative_points", height, width)
+        mask = points_mask(height, width, positive, negative, radius)
         if not mask.any():
             raise ValueError("negative_points cut away every pixel the positive_points mark: move or remove some")
         return (mask.expand(images.shape[0], -1, -1).clone(),)

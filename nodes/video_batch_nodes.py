@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 
+from ..icm_model.video.batches import BatchSchedule, VideoBatch, clip_digest
 from .common import CATEGORY
 
+__all__ = ["VIDEO_BATCH_TYPE", "IconMattingVideoBatchManager", "VideoBatch", "fingerprint"]
+
 VIDEO_BATCH_TYPE = "ICON_MATTING_VIDEO_BATCH"
-_CLIPS_KEPT = 64
-_next_start: OrderedDict[str, int] = OrderedDict()
-"""Clip -> first frame of the next batch to hand out; advanced only when a batch is committed (finished)."""
+SCHEDULE = BatchSchedule()
+"""Every clip's next batch; advanced only when Video In-Context Matte commits (finishes) a batch."""
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:
@@ -23,40 +23,6 @@ def fingerprint(*tensors: torch.Tensor) -> str:
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class VideoBatch:
-    """What flows on an ICON_MATTING_VIDEO_BATCH wire: which frames of which clip this run covers.
-
-    Attributes:
-        clip: identifies the clip (the manager node, its settings and the video).
-        start: index of this batch's first frame in the clip.
-        count: frames in this batch.
-        total: frames in the clip.
-        size: frames per batch (the last batch may hold fewer).
-    """
-
-    clip: str
-    start: int
-    count: int
-    total: int
-    size: int
-
-    @property
-    def index(self) -> int:
-        return self.start // self.size
-
-    @property
-    def batches(self) -> int:
-        return -(-self.total // self.size)
-
-    def commit(self) -> None:
-        """Marks this batch finished: the manager hands out the next one on the next run."""
-        _next_start[self.clip] = self.start + self.count
-        _next_start.move_to_end(self.clip)
-        while len(_next_start) > _CLIPS_KEPT:
-            _next_start.popitem(last=False)
 
 
 class IconMattingVideoBatchManager:
@@ -113,15 +79,7 @@ class IconMattingVideoBatchManager:
         total = frames.shape[0] if frames is not None else total_frames
         if total_frames:
             total = min(total, total_frames)
-        video = fingerprint(frames[:1], frames[total - 1 : total]) if frames is not None else "unloaded"
-        clip = f"{unique_id}|{frames_per_batch}|{total}|{video}"
-        start = _next_start.get(clip, 0)
-        if start >= total:
-            start = 0  # the whole video is done: start another pass
-        batch = VideoBatch(clip, start, min(frames_per_batch, total - start), total, frames_per_batch)
-        remaining = batch.batches - batch.index - 1
-        text = f"batch {batch.index + 1} of {batch.batches}: frames {start}-{start + batch.count - 1} of {total}; " + (
-            f"queue {remaining} more run(s)" if remaining else "the last batch"
-        )
-        selected = frames[start : start + batch.count] if frames is not None else None
-        return {"ui": {"text": [text]}, "result": (batch, selected, start, batch.count)}
+        video = clip_digest(frames[:total]) if frames is not None else "unloaded"
+        batch = SCHEDULE.next_batch(f"{unique_id}|{frames_per_batch}|{total}|{video}", total, frames_per_batch)
+        selected = frames[batch.start : batch.start + batch.count] if frames is not None else None
+        return {"ui": {"text": [batch.describe()]}, "result": (batch, selected, batch.start, batch.count)}

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
-from ..icm_model.pipeline import target_steps
+from ..icm_model.fingerprint import weights_fingerprint
+from ..icm_model.pipeline import ReferenceContext, target_steps
+from ..icm_model.video.reference import reference_indices
 from ..icm_model.video.stream import stream_mattes
 from ..icm_model.video.temporal import DEFAULT_STRENGTH, MAX_STRENGTH, TemporalStabiliser
-from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first
+from .comfy_backbone import ComfyBackbone
+from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
 from .reference_nodes import (
     ENSEMBLE_INPUT,
@@ -33,32 +36,15 @@ _CLIPS_KEPT = 4
 
 
 def reference_frame_and_mask(frames, reference_mask, reference_frame: int, reference_image=None, first_frame: int = 0):
-    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video.
-
-    ``first_frame`` is the clip index of ``frames[0]`` (a batch of a longer video); ``reference_frame`` is a clip index.
-    """
+    """The reference IMAGE and MASK: a separate reference if given, else the marked frame of the video
+    (:func:`~icm_model.video.reference.reference_indices`)."""
     masks = as_mask_batch(reference_mask, "reference_mask")
     if reference_image is not None:
         return reference_image, masks
-    if masks.shape[-2:] != frames.shape[1:3]:
-        raise ValueError(
-            f"reference_mask is {masks.shape[-1]}x{masks.shape[-2]} but frames are {frames.shape[2]}x{frames.shape[1]} "
-            "(width x height): paint the mask on a frame of this video (or resize it to the frames)"
-        )
-    local = reference_frame - first_frame
-    if not 0 <= local < frames.shape[0]:
-        raise ValueError(
-            f"reference_frame {reference_frame} is not a frame of this video "
-            f"({first_frame}..{first_frame + frames.shape[0] - 1})"
-        )
-    if masks.shape[0] == frames.shape[0]:
-        masks = masks[local : local + 1]
-    elif masks.shape[0] != 1:
-        raise ValueError(
-            f"reference_mask has {masks.shape[0]} masks: give one mask (of the reference frame) or one "
-            f"per frame ({frames.shape[0]})"
-        )
-    return frames[local : local + 1], masks
+    frame, mask = reference_indices(
+        frames.shape[0], tuple(frames.shape[1:3]), masks.shape[0], tuple(masks.shape[-2:]), reference_frame, first_frame
+    )
+    return frames[frame : frame + 1], masks[mask : mask + 1]
 
 
 class FrameProgress(NodeProgress):
@@ -96,15 +82,32 @@ class FrameProgress(NodeProgress):
 
 @dataclass
 class ClipState:
-    """What Video In-Context Matte keeps between the batches of one clip."""
+    """What Video In-Context Matte keeps between the batches of one clip: content only, on the offload device (no
+    MODEL, VAE, patched clone or IconMatting model: ComfyUI alone decides how long those live)."""
 
-    reference: Reference
+    context: ReferenceContext
     stabiliser: TemporalStabiliser | None
     next_frame: int
 
 
+def offloaded(context: ReferenceContext) -> ReferenceContext:
+    """The context with its query on ComfyUI's offload device (CPU)."""
+    device = comfy.model_management.unet_offload_device()
+    return ReferenceContext(context.query.to(device), context.token_masks, context.timestep, context.working_size)
+
+
+def stabiliser_on(stabiliser: TemporalStabiliser | None, device) -> TemporalStabiliser | None:
+    """An independent copy of ``stabiliser`` whose kept frame and alpha are on ``device``."""
+    if stabiliser is None:
+        return None
+    twin = stabiliser.copy()
+    twin.frame, twin.alpha = (None if t is None else t.to(device) for t in (twin.frame, twin.alpha))
+    return twin
+
+
 _clips: OrderedDict[tuple, ClipState] = OrderedDict()
-"""(clip, reference settings) -> state after the last finished batch; the few most recent clips."""
+"""(clip, content of the models, reference and settings) -> state after the last finished batch; the few most recent
+clips."""
 
 
 class VideoInContextMatte:
@@ -199,19 +202,24 @@ class VideoInContextMatte:
                 "the Video Batch Manager's frames (or a loader driven by its start_frame and frame_count)"
             )
         progress = FrameProgress(frames.shape[0])
-        key = None if batch is None else (batch.clip, self._settings(iconmatting_model, model, vae, reference_mask,
-               reference_frame, prompt_type, timestep, ensemble_size, seed, clip, empty_conditioning, reference_image,
-               temporal_stability))  # fmt: skip
+        backbone = ComfyBackbone(model, vae, prompt_embedding(clip, empty_conditioning))
+        key = None if batch is None else (batch.clip, self._settings(
+            iconmatting_model, backbone, reference_mask, reference_frame, prompt_type, timestep, ensemble_size, seed,
+            reference_image, temporal_stability,
+        ))  # fmt: skip
         state = _clips.get(key) if key is not None else None
+        device = comfy.model_management.get_torch_device()
         note = ""
         if state is not None and state.next_frame == start:
-            stabiliser = state.stabiliser.copy() if state.stabiliser else None
-            reference, note = state.reference, f"; reference and temporal state kept from frame {start - 1}"
+            stabiliser = stabiliser_on(state.stabiliser, device)
+            reference = Reference(state.context, backbone, iconmatting_model, ensemble_size, seed)
+            note = f"; reference and temporal state kept from frame {start - 1}"
         else:
             stabiliser = TemporalStabiliser(temporal_stability) if temporal_stability != 0 else None
             has_reference = reference_image is not None or 0 <= reference_frame - start < frames.shape[0]
             if state is not None and not has_reference:
-                reference, note = state.reference, "; reference kept, temporal state restarted (batch out of order)"
+                reference = Reference(state.context, backbone, iconmatting_model, ensemble_size, seed)
+                note = "; reference kept, temporal state restarted (batch out of order)"
             elif not has_reference and batch is not None:
                 raise ValueError(
                     f"reference_frame {reference_frame} is not in this batch (frames {start}-"
@@ -222,8 +230,8 @@ class VideoInContextMatte:
             else:
                 image, mask = reference_frame_and_mask(frames, reference_mask, reference_frame, reference_image, start)
                 reference = encode_reference_context(
-                    iconmatting_model, model, vae, image, mask, prompt_type, timestep, ensemble_size, seed, clip,
-                    empty_conditioning, on_step=progress.reference_pass,
+                    iconmatting_model, backbone, image, mask, prompt_type, timestep, ensemble_size, seed,
+                    on_step=progress.reference_pass,
                 )  # fmt: skip
 
         def matte_chunk(chunk: torch.Tensor) -> torch.Tensor:
@@ -234,10 +242,12 @@ class VideoInContextMatte:
         alpha = stream_mattes(
             frames, chunk_size, matte_chunk, stabiliser, progress.frames_done,
             out_device=comfy.model_management.intermediate_device(),
-            stabiliser_device=comfy.model_management.get_torch_device(),
+            stabiliser_device=device,
         )  # fmt: skip
         if key is not None:
-            _clips[key] = ClipState(reference, stabiliser, start + frames.shape[0])
+            offload = comfy.model_management.unet_offload_device()
+            state = ClipState(offloaded(reference.context), stabiliser_on(stabiliser, offload), start + frames.shape[0])
+            _clips[key] = state
             _clips.move_to_end(key)
             while len(_clips) > _CLIPS_KEPT:
                 _clips.popitem(last=False)
@@ -245,10 +255,12 @@ class VideoInContextMatte:
         return {"ui": {"text": [reference.summary() + note]}, "result": (alpha,)}
 
     @staticmethod
-    def _settings(iconmatting_model, model, vae, reference_mask, *values) -> tuple:
-        """What identifies the reference and the temporal state: models, mask and settings (tensors by content)."""
+    def _settings(iconmatting_model, backbone: ComfyBackbone, reference_mask, *values) -> tuple:
+        """What identifies the reference and the temporal state, all by content: the IconMatting, SD and VAE weights
+        (and the MODEL's patches), the empty-prompt embedding, the mask, the reference image and the settings."""
         return (
-            iconmatting_model.name, id(model), id(vae), fingerprint(reference_mask),
-            *(fingerprint(v) if isinstance(v, torch.Tensor) else v if isinstance(v, (int, float, str)) else id(v)
-              for v in values),
+            iconmatting_model.fingerprint, backbone.identity,
+            weights_fingerprint(backbone.vae.first_stage_model.state_dict().items()),
+            fingerprint(backbone.conditioning), fingerprint(reference_mask),
+            *(fingerprint(v) if isinstance(v, torch.Tensor) else v for v in values),
         )  # fmt: skip

@@ -32,21 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import shared_path
+from helpers import IN_CI, SHARED, unavailable
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 PACK_FOLDER = "comfyui-iconmatting"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SD_CHECKPOINT = "v2-1_768-ema-pruned.safetensors"
 ICM_CHECKPOINT = "iconmatting.safetensors"
-
-
-def unavailable(reason: str) -> None:
-    """Skips the test, or fails it in CI, where every real-ComfyUI test must run."""
-    if IN_CI:
-        pytest.fail(f"CI is set but {reason}")
-    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -121,8 +113,7 @@ def small_checkpoint(scratch: Path, version: ComfyVersion = COMFYUI_VERSIONS[0])
     small = cache / "sd2_small_vpred.safetensors"
     if not small.exists():  # written aside, then renamed: a concurrent session never reads a partial file
         partial = small.with_name(f"{small.name}.{os.getpid()}.partial")
-        script = shared_path("ICM_SD21_SCRIPT", "comfy/make_sd21_random_ckpt.py")
-        comfy_run(version, "checkpoint", str(partial), str(script))
+        comfy_run(version, "checkpoint", str(partial), str(SHARED / "comfy" / "make_sd21_random_ckpt.py"))
         partial.replace(small)
     return small
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SHARED, require, shared_path
+from helpers import SHARED, require, shared_path, unavailable
 from safetensors.torch import save_file
 
 from icm_model.decoder.checkpoint import (
@@ -194,7 +194,7 @@ def test_no_file_suggests_unsafe_loading():
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True
     )
     if listing.returncode != 0:
-        pytest.skip("not a git checkout")
+        unavailable("the pack is not a git checkout")
     unsafe = "weights_only" + "=False"  # split, so that this file does not hold it either
     files = [root / name for name in listing.stdout.splitlines() if (root / name).is_file()]
     assert files and not [str(path) for path in files if unsafe in path.read_text(errors="ignore")]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from comfy_server import ICM_CHECKPOINT, PACK_FOLDER, comfy_run, write_decoder
+from comfy_server import COMFYUI_VERSIONS, ICM_CHECKPOINT, PACK_FOLDER, comfy_run, write_decoder
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -156,9 +158,11 @@ def test_templates_are_listed_once_with_their_thumbnails(server):
 @pytest.mark.parametrize("name", sorted(p.name for p in API_WORKFLOWS.glob("*.json")))
 def test_workflow_runs(server, name):
     prompt = json.loads((API_WORKFLOWS / name).read_text())
-    for node in prompt.values():  # keep CPU runs short: one noise sample instead of four
+    for node in prompt.values():  # keep CPU runs short: one noise sample instead of four, one fine-tuning step
         if "ensemble_size" in node["inputs"]:
             node["inputs"]["ensemble_size"] = 1
+        if node["class_type"] == "IconMattingFineTune":
+            node["inputs"]["steps"] = 1
     result = server.run(prompt)
     assert result["status"]["status_str"] == "success", json.dumps(result["status"])[:3000]
     files = [
@@ -223,3 +227,77 @@ def test_subgraph_blueprints_are_listed_or_ignored_cleanly(server):
     for key, entry in listed.items():
         data = json.loads(server.get(f"/global_subgraphs/{key}")["data"])
         assert data == json.loads((PACK_ROOT / "subgraphs" / f"{entry['name']}.json").read_text())
+
+
+def _messages(result: dict, event: str) -> list[dict]:
+    return [data for name, data in result["status"]["messages"] if name == event]
+
+
+def _saved(server, result: dict, node: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(server.output_file(item))) for item in result["outputs"][node]["images"]]
+
+
+# 0.3.64 only: 0.33.0's default output cache (RAM pressure, ``--cache-ram``) keeps run A's outputs through run B, so
+# run C would come from the cache instead of running on the MODEL. On every version the in-process cancel test above
+# compares the MODEL's weights, model_options and patches before and after a cancelled pass.
+@pytest.mark.parametrize("comfy_version", COMFYUI_VERSIONS[:1], ids=str, indirect=True)
+def test_model_untouched_after_a_cancelled_run(server):
+    """Cancel (POST /interrupt) in the middle of the pack's U-Net pass leaves the user's MODEL as it was.
+
+    The observable: the very MODEL object ComfyUI keeps cached from Load Checkpoint gives, after the cancelled run,
+    exactly what it gave before it, both to the pack (alpha of Encode Reference Context -> In-Context Similarity ->
+    Matting Head) and to a core KSampler (one step from an empty latent, decoded). Run A (fresh) and run C use the same
+    settings; run B between them, the pack's nodes alone with another seed and a 16-sample ensemble so that it is still
+    in a U-Net pass when the interrupt arrives, is cancelled inside the pack's node. ComfyUI's cache then holds only
+    run B's outputs, so run C executes the pack's nodes and the KSampler again (checked: they are not in its
+    ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A changed weight or object patch, or a
+    patch left in the MODEL's model_options that acts on a pass (the pack's attention capture fails outside its own
+    run), changes one of these outputs or fails the run; a leaked patch that does nothing outside the pack's capture
+    (its per-block progress tick) would not show here: the test doubles' test_nodes.py checks model_options exactly.
+    """
+    prompt = {
+        key: node
+        for key, node in json.loads((API_WORKFLOWS / "fig1_one_reference_many_domains.json").read_text()).items()
+        if int(key) <= 13
+    }
+    prompt |= {
+        "30": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+        "31": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "32": {"class_type": "KSampler", "inputs": {
+            "seed": 0, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal", "denoise": 1.0,
+            "model": ["1", 0], "positive": ["30", 0], "negative": ["30", 0], "latent_image": ["31", 0]}},
+        "33": {"class_type": "VAEDecode", "inputs": {"samples": ["32", 0], "vae": ["1", 2]}},
+        "34": {"class_type": "SaveImage",
+               "inputs": {"filename_prefix": "iconmatting/cancel_sample", "images": ["33", 0]}},
+    }  # fmt: skip
+
+    def variant(seed: int, ensemble: int, sample: bool) -> dict:
+        """The prompt with the pack's seed and ensemble size; with the KSampler chain or without (then the pack's
+        nodes are all there is to run, and the interrupt lands in them)."""
+        changed = {key: node for key, node in json.loads(json.dumps(prompt)).items() if sample or int(key) < 30}
+        for node in ("5", "11"):
+            changed[node]["inputs"] |= {"seed": seed, "ensemble_size": ensemble}
+        return changed
+
+    server.clear_cache()
+    before = server.run(variant(0, 1, sample=True))
+    assert before["status"]["status_str"] == "success", json.dumps(before["status"])[:3000]
+
+    cancelled = server.queue(variant(1, 16, sample=False))
+    deadline = time.time() + 300
+    while not any(item[1] == cancelled for item in server.get("/queue")["queue_running"]):
+        assert time.time() < deadline, "the run to cancel never started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # into Encode Reference Context's 16-sample U-Net passes
+    server.post("/interrupt", {"prompt_id": cancelled})
+    interrupted = server.wait(cancelled)
+    (where,) = _messages(interrupted, "execution_interrupted")
+    assert where["node_type"] in ("EncodeReferenceContext", "InContextSimilarity"), where
+
+    after = server.run(variant(0, 1, sample=True))
+    assert after["status"]["status_str"] == "success", json.dumps(after["status"])[:3000]
+    (cached,) = _messages(after, "execution_cached")
+    assert "1" in cached["nodes"] and not {"5", "11", "12", "32"} & set(cached["nodes"]), cached
+    for node in ("13", "34"):  # the cut-out (alpha in its 4th channel) and the sampled image
+        first, second = _saved(server, before, node), _saved(server, after, node)
+        assert len(first) == len(second) == 1 and np.array_equal(first[0], second[0]), node

@@ -92,3 +92,12 @@ def test_an_interrupted_write_leaves_no_output(tmp_path, monkeypatch):
         Storage().write_atomic(str(tmp_path / "a.png"), b"png bytes")
     assert not (tmp_path / "a.png").exists()
     assert [p.name.endswith(TEMPORARY_SUFFIX) for p in tmp_path.iterdir()] == [True]
+
+
+def test_pyarrow_locations_read_and_write_like_local_folders(standalone_models, tmp_path):
+    """``file://`` goes through pyarrow's file systems, as ``s3://`` or ``gs://`` would on a cluster."""
+    write_targets(tmp_path / "t", {"a.png": (40, 50), "b.jpg": (30, 20)})
+    assert matte(standalone_models, tmp_path / "t", tmp_path / "local") == 0
+    assert matte(standalone_models, f"file://{tmp_path / 't'}", f"file://{tmp_path / 'uri'}") == 0
+    local, uri = ({p.name: p.read_bytes() for p in (tmp_path / n).iterdir()} for n in ("local", "uri"))
+    assert sorted(uri) == ["a.png", "b.png"] and uri == local

@@ -267,7 +267,7 @@ def test_points_prompt(nodes, icm, comfy_sd2, reference_inputs):
         _encode(nodes, icm, comfy_sd2, image, mask, "mask")
     reference, summary = _encode(nodes, icm, comfy_sd2, image, mask, "points")
     assert "1 query tokens" in summary
-    with pytest.raises(ValueError, match="positive_points is not valid JSON"):
+    with pytest.raises(ValueError, match="positive_points: not valid JSON"):
         nodes["IconMattingPointsToMask"]().draw(image, "[{x: 1}]", 3)
     with pytest.raises(ValueError, match="positive_points has no points"):
         nodes["IconMattingPointsToMask"]().draw(image, "[]", 3)
@@ -529,7 +529,9 @@ def test_thin_mask_names_the_prompt_types(nodes, icm, comfy_sd2, reference_input
     thin[:, 40:44, 20:140] = 1
     with pytest.raises(ValueError, match="use prompt_type points or scribble"):
         _encode(nodes, icm, comfy_sd2, image, thin, "mask", ensemble=1)
-    assert _encode(nodes, icm, comfy_sd2, image, thin, "scribble", ensemble=1)[0].context.query.shape[0] > 0
+    # The band (y 40..44, x 20..140) lies in canvas row 3 (y 57.6..60.8) and spans columns 1..6 (x 16..112) exactly.
+    reference = _encode(nodes, icm, comfy_sd2, image, thin, "scribble", ensemble=1)[0]
+    assert reference.context.token_masks[0].nonzero().tolist() == [[3, j] for j in range(1, 7)]
 
 
 def test_combined_references_of_other_models(nodes, icm, comfy_sd2, reference_inputs):

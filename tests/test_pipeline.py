@@ -35,13 +35,21 @@ class _CountingBackbone:
         return self.backbone.run(noisy_latents, timestep, capture)
 
 
-@pytest.mark.parametrize(("height", "width"), [(128, 128), (96, 160), (300, 40), (1, 1), (4000, 100), (100, 4000)])
-def test_letterbox_never_crops_and_restores_full_resolution(height, width):
+@pytest.mark.parametrize(
+    ("height", "width", "placed"),
+    [
+        (128, 128, (128, 128, 0, 0)),
+        (96, 160, (77, 128, 25, 0)),  # 96 x 0.8 = 76.8 -> 77 rows, (128 - 77) // 2 = 25 above
+        (300, 40, (128, 17, 0, 55)),  # 40 x 128 / 300 = 17.07 -> 17 columns
+        (1, 1, (128, 128, 0, 0)),
+        (4000, 100, (128, 3, 0, 62)),  # 100 x 0.032 = 3.2 -> 3
+        (100, 4000, (3, 128, 62, 0)),
+    ],
+)
+def test_letterbox_never_crops_and_restores_full_resolution(height, width, placed):
+    """``placed``: content height and width, top and left on the 128 canvas, worked out by hand."""
     box = Letterbox.fit(height, width, 128)
-    assert max(box.content_height, box.content_width) == 128
-    scale = 128 / max(height, width)
-    assert abs(box.content_height - max(1.0, height * scale)) <= 0.5
-    assert abs(box.content_width - max(1.0, width * scale)) <= 0.5
+    assert (box.content_height, box.content_width, box.top, box.left) == placed
     image = _images(1, height, width)
     canvas = box.image(image)
     assert canvas.shape == (1, 3, 128, 128)

@@ -1,4 +1,5 @@
-"""Video parts in plain PyTorch: motion, the temporal stabiliser, the temporal measures, chunked streaming."""
+"""Video parts in plain PyTorch: the temporal stabiliser on a textured disc, the temporal measures, chunked streaming
+(motion: test_video_motion.py; the stabiliser on photo clips: test_video_stability.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import pytest
 import torch
 
 from icm_model.video.flicker import edge_band, flicker, mean_error, temporal_error
-from icm_model.video.motion import backward_flow, warp
 from icm_model.video.stream import stream_mattes
 from icm_model.video.synthetic import moving_object_clip
 from icm_model.video.temporal import TemporalStabiliser
@@ -22,24 +22,6 @@ def clip():
 def noisy(clip):
     _, truth = clip
     return (truth + 0.15 * torch.randn(truth.shape, generator=torch.Generator().manual_seed(5))).clamp(0, 1)
-
-
-def test_motion_follows_the_object_and_the_static_background(clip):
-    frames, truth = clip
-    flow = backward_flow(frames[3:4], frames[4:5])
-    inside = -torch.nn.functional.max_pool2d(-(truth[4:5] > 0.99).float(), 9, 1, 4)[0] > 0  # away from the edge
-    outside = torch.nn.functional.max_pool2d((truth[4:5] > 0.01).float(), 9, 1, 4)[0] == 0
-    assert (flow[0, :, inside] == torch.tensor([[-3.0], [-1.0]])).float().mean() > 0.9
-    assert (flow[0, :, outside] == 0).float().mean() > 0.9
-    error = (warp(frames[3:4], flow) - frames[4:5]).abs().mean(dim=1)[0]
-    assert float(error[inside | outside].mean()) < 0.02  # the sensor noise of the two frames
-
-
-def test_warp_by_whole_pixels_shifts():
-    image = torch.arange(20.0).view(1, 1, 4, 5)
-    flow = torch.zeros(1, 2, 4, 5)
-    flow[:, 0] = 1  # every pixel comes from its right neighbour
-    assert torch.equal(warp(image, flow)[..., :4], image[..., 1:])
 
 
 def test_stabiliser_reduces_flicker_of_noisy_mattes(clip, noisy):
@@ -105,3 +87,11 @@ def test_stream_mattes_chunks_and_counts():
     assert calls == [(3, 3, 6, 5)] * 2 + [(1, 3, 6, 5)] and done == [3, 3, 1]
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         stream_mattes(frames, 0, matte_chunk)
+
+
+@pytest.mark.parametrize(("strength", "expected"), [(0.95, [0.0, 0.3, 0.5]), (0.5, [0.0, 0.3, 0.6])])
+def test_stabiliser_on_a_still_shot_is_a_running_mean_up_to_its_strength(strength, expected):
+    frame = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0)).expand(3, -1, -1, -1)
+    alpha = torch.tensor([0.0, 0.6, 0.9]).view(3, 1, 1).expand(3, 24, 32)
+    steady = TemporalStabiliser(strength)(frame, alpha)
+    torch.testing.assert_close(steady, torch.tensor(expected).view(3, 1, 1).expand(3, 24, 32), atol=1e-5, rtol=0)

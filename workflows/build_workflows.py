@@ -24,7 +24,7 @@ EXAMPLE = "iconmatting_"
 """The pack copies example_inputs/<file> to ComfyUI's input/iconmatting_<file> (nodes/example_inputs.py)."""
 PHOTO_SIZE = (451, 300)
 """chelsea.jpg, the reference photo the marks are drawn on."""
-SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte"}
+SEEDED = {"EncodeReferenceContext", "InContextSimilarity", "VideoInContextMatte", "IconMattingFineTune"}
 """Node types with an INT named ``seed``: the frontend stores a control_after_generate value after it."""
 
 # Output sockets of every node type the workflows use: (name, type).
@@ -69,6 +69,7 @@ OUTPUTS = {
         ("reference_mask", "MASK"),
     ],
     "IconMattingCorrection": [("reference", "ICON_MATTING_REFERENCE")],
+    "IconMattingFineTune": [("iconmatting_model", "ICON_MATTING_MODEL"), ("reference", "ICON_MATTING_REFERENCE")],
 }
 # Linked (non-widget) inputs of every node type, in slot order: (name, type).
 INPUTS = {
@@ -124,6 +125,11 @@ INPUTS = {
         ("target_image", "IMAGE"),
         ("previous_alpha", "MASK"),
     ],
+    "IconMattingFineTune": [
+        ("reference", "ICON_MATTING_REFERENCE"),
+        ("target_image", "IMAGE"),
+        ("target_alpha", "MASK"),
+    ],
 }
 # Widget names of every node type, in widgets_values order (API format names them).
 WIDGETS = {
@@ -156,6 +162,7 @@ WIDGETS = {
     "IconMattingPointsToMask": ["positive_points", "radius", "negative_points"],
     "IconMattingReferencePrompt": ["marks", "extension_top_m"],
     "IconMattingCorrection": ["target_index", "marks"],
+    "IconMattingFineTune": ["steps", "learning_rate", "recipe", "seed", "save_name"],
 }
 HEAD_WIDGETS = {"foreground_method": "multilevel", "upsampling": "guided"}
 UPLOAD_WIDGETS = {"LoadImage", "LoadImageMask", "LoadVideo"}
@@ -389,7 +396,7 @@ def fig8_same_instance_other_views() -> Workflow:
 
 
 def _marks(width: int, height: int, **marks) -> str:
-    """The ``marks`` widget value (MARKS.md): marks in pixels of a ``width x height`` image."""
+    """The ``marks`` widget value (docs/MARKS.md): marks in pixels of a ``width x height`` image."""
     return json.dumps({"version": 1, "image": {"width": width, "height": height}, **marks})
 
 
@@ -510,6 +517,80 @@ def correction_rounds() -> Workflow:
         (13, "rgba", 14, "images"),
     ]
     return Workflow("correction_rounds", "Correcting a target: first run, one correction, the rerun", nodes, links)
+
+
+def fine_tune_on_corrections() -> Workflow:
+    """First run on a batch of two targets, a correction of each, the corrected mattes as training data for the head,
+    then the batch rerun with the fine-tuned head and the original reference."""
+    size = PHOTO_SIZE  # the batch takes the first target's size (ImageBatch resizes the second to it)
+    corrections = [
+        _marks(*size, points=[{"x": 240, "y": 150, "positive": True}]),
+        _marks(
+            *size,
+            points=[{"x": 225, "y": 170, "positive": True}],
+            scribbles=[{"points": [[20, 24], [140, 24]], "width": 16, "positive": False}],
+        ),
+    ]
+    nodes = [
+        *_sd_and_model(),
+        *_masked_reference(),
+        Node(6, "LoadImage", {"image": EXAMPLE + "chelsea_mirrored.jpg"}, 0, 2, "Target 1"),
+        Node(7, "LoadImage", {"image": EXAMPLE + "chelsea_closeup.jpg"}, 1, 2, "Target 2"),
+        Node(8, "ImageBatch", {}, 2, 1, "Batch of targets"),
+        Node(9, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 3, 0, "First run"),
+        Node(10, "MattingHead", HEAD_WIDGETS, 4, 0),
+        Node(11, "IconMattingCorrection", {"target_index": 0, "marks": corrections[0]}, 3, 1, "Correct target 1"),
+        Node(12, "IconMattingCorrection", {"target_index": 1, "marks": corrections[1]}, 3, 2, "Correct target 2"),
+        Node(13, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 4, 1, "Rerun with the corrections"),
+        Node(14, "MattingHead", HEAD_WIDGETS, 5, 1, "Corrected mattes"),
+        Node(
+            15,
+            "IconMattingFineTune",
+            {"steps": 50, "learning_rate": 1e-4, "recipe": "corrected", "seed": 0, "save_name": ""},
+            5,
+            0,
+            "Fine-tune the head on the corrected mattes",
+        ),  # fmt: skip
+        Node(16, "InContextSimilarity", {"ensemble_size": 4, "seed": 0}, 6, 0, "Rerun with the fine-tuned head"),
+        Node(17, "MattingHead", HEAD_WIDGETS, 7, 0),
+        Node(18, "SaveImage", {"filename_prefix": "iconmatting/fine_tuned"}, 7, 1, "Cut-outs of the fine-tuned head"),
+    ]
+    links = [
+        *_sd_links(5),
+        (3, "IMAGE", 5, "reference_image"),
+        (4, "MASK", 5, "reference_mask"),
+        (6, "IMAGE", 8, "image1"),
+        (7, "IMAGE", 8, "image2"),
+        (5, "reference", 9, "reference"),
+        (8, "IMAGE", 9, "target_image"),
+        (2, "iconmatting_model", 10, "iconmatting_model"),
+        (9, "guidance", 10, "guidance"),
+        (8, "IMAGE", 10, "target_image"),
+        (5, "reference", 11, "reference"),
+        (8, "IMAGE", 11, "target_image"),
+        (10, "alpha", 11, "previous_alpha"),
+        (11, "reference", 12, "reference"),
+        (8, "IMAGE", 12, "target_image"),
+        (10, "alpha", 12, "previous_alpha"),
+        (12, "reference", 13, "reference"),
+        (8, "IMAGE", 13, "target_image"),
+        (2, "iconmatting_model", 14, "iconmatting_model"),
+        (13, "guidance", 14, "guidance"),
+        (8, "IMAGE", 14, "target_image"),
+        (5, "reference", 15, "reference"),
+        (8, "IMAGE", 15, "target_image"),
+        (14, "alpha", 15, "target_alpha"),
+        (15, "reference", 16, "reference"),
+        (8, "IMAGE", 16, "target_image"),
+        (15, "iconmatting_model", 17, "iconmatting_model"),
+        (16, "guidance", 17, "guidance"),
+        (8, "IMAGE", 17, "target_image"),
+        (17, "rgba", 18, "images"),
+    ]
+    return Workflow(
+        "fine_tune_on_corrections", "Fine-tuning the head on corrected mattes: first run, two corrections, fine-tune, "
+        "rerun", nodes, links,
+    )  # fmt: skip
 
 
 def _video_matte(node_id: int, column: int, row: int) -> Node:
@@ -642,6 +723,7 @@ WORKFLOWS = [
     scribble_reference,
     correction_rounds,
     video_matte_image_sequences,
+    fine_tune_on_corrections,
 ]
 
 

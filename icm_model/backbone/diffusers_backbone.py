@@ -10,6 +10,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
+from ..validation import InputError
 from .capture import HIGH, LOW, StopUNet, UNetCapture
 from .features import LatentPosterior
 from .sd_single_file import SD2_SCHEDULER, load_single_file
@@ -20,10 +21,10 @@ def _load_folder(folder: Path) -> tuple[UNet2DConditionModel, AutoencoderKL, tor
     from transformers import CLIPTextModel, CLIPTokenizer
 
     if not (folder / "unet").is_dir():
-        raise ValueError(f"{folder} is neither an SD2.1 checkpoint file nor a diffusers folder (no unet/ inside)")
+        raise InputError(f"{folder} is neither an SD2.1 checkpoint file nor a diffusers folder (no unet/ inside)")
     scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
     if scheduler.config.prediction_type != "v_prediction":
-        raise ValueError(
+        raise InputError(
             f"{folder} is an {scheduler.config.prediction_type}-prediction model (SD 1.x or SD2-base): "
             "IconMatting needs Stable Diffusion 2.1 768-v"
         )

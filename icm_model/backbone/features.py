@@ -8,6 +8,7 @@ from typing import Protocol
 
 import torch
 
+from ..validation import InputError
 from .capture import HIGH, LOW, UNetCapture
 
 LATENT_CHANNELS = 4
@@ -70,6 +71,56 @@ class EnsembleNoise:
         posterior = torch.randn(shape, generator=generator)
         return cls(posterior, torch.randn(shape, generator=generator))
 
+    def rows(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior and diffusion noise ``[count * E, 4, h, w]`` of images ``start .. start + count - 1`` (row
+        ``i * E + k``: image ``i``, copy ``k``): the shared draws, repeated for each image."""
+        return self.posterior.repeat(count, 1, 1, 1), self.diffusion.repeat(count, 1, 1, 1)
+
+
+@dataclass(frozen=True)
+class PerImageNoise(EnsembleNoise):
+    """Draws of their own for every image, as the official training takes fresh noise per image and forward.
+
+    Attributes:
+        posterior, diffusion: ``[B * E, 4, h, w]``, row ``b * E + k`` = image ``b``, copy ``k``.
+        ensemble: E.
+    """
+
+    ensemble: int = 1
+
+    def __post_init__(self) -> None:
+        if self.ensemble < 1 or self.diffusion.shape[0] % self.ensemble or self.posterior.shape != self.diffusion.shape:
+            raise ValueError(
+                f"per-image noise needs posterior and diffusion draws of one shape [B*E, 4, h, w] with E = "
+                f"{self.ensemble}, got {list(self.posterior.shape)} and {list(self.diffusion.shape)}"
+            )
+
+    @property
+    def size(self) -> int:
+        return self.ensemble
+
+    @property
+    def images(self) -> int:
+        return self.diffusion.shape[0] // self.ensemble
+
+    @classmethod
+    def draw_for(
+        cls, images: int, size: int, latent_size: int, generator: torch.Generator | None = None
+    ) -> PerImageNoise:
+        """Fresh draws for ``images`` images: posterior noise first, then diffusion noise (the official order);
+        from the global RNG when ``generator`` is None, as the official training does."""
+        shape = (images * size, LATENT_CHANNELS, latent_size, latent_size)
+        posterior = torch.randn(shape, generator=generator)
+        return cls(posterior, torch.randn(shape, generator=generator), size)
+
+    def rows(self, start: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if start + count > self.images:
+            raise ValueError(
+                f"per-image noise holds {self.images} images, asked for images {start}..{start + count - 1}"
+            )
+        rows = slice(start * self.ensemble, (start + count) * self.ensemble)
+        return self.posterior[rows], self.diffusion[rows]
+
 
 def seeded_noise(seed: int, size: int, latent_size: int) -> tuple[EnsembleNoise, EnsembleNoise]:
     """Reference and target ensembles from one seed: the same seed gives the same alpha on every run.
@@ -78,7 +129,7 @@ def seeded_noise(seed: int, size: int, latent_size: int) -> tuple[EnsembleNoise,
     chunking of a video.
     """
     if size < 1:
-        raise ValueError(f"ensemble size must be at least 1, got {size}")
+        raise InputError(f"ensemble size must be at least 1, got {size}")
     generator = torch.Generator().manual_seed(seed)
     return EnsembleNoise.draw(generator, size, latent_size), EnsembleNoise.draw(generator, size, latent_size)
 
@@ -148,7 +199,7 @@ class EnsembleFeatureExtractor:
     ) -> None:
         schedule = backbone.alphas_cumprod()
         if not 0 <= timestep < schedule.shape[0]:
-            raise ValueError(f"timestep must be in 0..{schedule.shape[0] - 1}, got {timestep}")
+            raise InputError(f"timestep must be in 0..{schedule.shape[0] - 1}, got {timestep}")
         self.backbone = backbone
         self.timestep = timestep
         self.alpha_bar = float(schedule[timestep])
@@ -167,12 +218,10 @@ class EnsembleFeatureExtractor:
             posterior = self.backbone.encode(group)
             self._step()
             device = posterior.mean.device
+            posterior_noise, eps = (x.to(device) for x in noise.rows(start, group.shape[0]))
             latents = posterior.mean.float().repeat_interleave(noise.size, dim=0)
             if posterior.std is not None:
-                latents = latents + posterior.std.float().repeat_interleave(noise.size, dim=0) * noise.posterior.to(
-                    device
-                ).repeat(group.shape[0], 1, 1, 1)
-            eps = noise.diffusion.to(device).repeat(group.shape[0], 1, 1, 1)
+                latents = latents + posterior.std.float().repeat_interleave(noise.size, dim=0) * posterior_noise
             noisy = self.alpha_bar**0.5 * latents + (1 - self.alpha_bar) ** 0.5 * eps
             capture = UNetCapture(with_attention, reference_attention=reference_attention, on_block=self._step)
             self.backbone.run(noisy, self.timestep, capture)

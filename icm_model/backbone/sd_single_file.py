@@ -18,6 +18,8 @@ from diffusers.loaders.single_file_utils import (
 )
 from safetensors.torch import load_file
 
+from ..validation import InputError
+
 UNET_PREFIX = "model.diffusion_model."
 SD2_SCHEDULER = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -70,15 +72,15 @@ def unet_config(state: dict[str, torch.Tensor]) -> dict:
     to_k = state.get(UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight")
     first = state.get(UNET_PREFIX + "input_blocks.0.0.weight")
     if to_k is None or first is None:
-        raise ValueError("this file holds no Stable Diffusion U-Net (no model.diffusion_model.* tensors)")
+        raise InputError("this file holds no Stable Diffusion U-Net (no model.diffusion_model.* tensors)")
     if to_k.shape[1] != 1024 or first.shape[1] != 4:
-        raise ValueError(
+        raise InputError(
             f"this U-Net reads {to_k.shape[1]}-wide text embeddings and {first.shape[1]}-channel latents: "
             "IconMatting needs Stable Diffusion 2.1 768-v (1024, 4)"
         )
     probe = state.get(V_PREDICTION_PROBE)
     if probe is None or float(probe.float().std(unbiased=False)) <= V_PREDICTION_STD:
-        raise ValueError("this is an SD2.x epsilon-prediction checkpoint (SD2-base): IconMatting needs SD2.1 768-v")
+        raise InputError("this is an SD2.x epsilon-prediction checkpoint (SD2-base): IconMatting needs SD2.1 768-v")
     channels = [state[f"{UNET_PREFIX}input_blocks.{block}.0.in_layers.2.weight"].shape[0] for block in (1, 4, 7, 10)]
     return sd2_unet_config(channels)
 
@@ -90,7 +92,7 @@ def _load_text_encoder(text_encoder: torch.nn.Module, converted: dict[str, torch
     missing, unexpected = text_encoder.load_state_dict(converted, strict=False)
     missing = [key for key in missing if not key.endswith("position_ids")]
     if missing or unexpected:
-        raise ValueError(
+        raise InputError(
             f"the text encoder of this checkpoint does not match SD2's OpenCLIP-H: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )

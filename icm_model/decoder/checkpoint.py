@@ -17,6 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..validation import InputError
 from .config import DecoderConfig
 from .model import InContextDecoder
 
@@ -78,7 +79,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"IconMatting checkpoint {str(path)!r} does not exist")
+        raise InputError(f"IconMatting checkpoint {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix == SAFETENSORS_SUFFIX:
         try:
@@ -87,7 +88,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         except (SafetensorError, OSError) as error:
             raise unreadable_checkpoint(path.name, error) from error
     if suffix not in PICKLE_SUFFIXES:
-        raise ValueError(f"{path.name}: unsupported checkpoint type {suffix!r}; use .safetensors or .ckpt")
+        raise InputError(f"{path.name}: unsupported checkpoint type {suffix!r}; use .safetensors or .ckpt")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
@@ -95,7 +96,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
+        raise InputError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
     return {key: value for key, value in loaded.items() if isinstance(value, torch.Tensor)}, {}
 
 
@@ -109,16 +110,16 @@ def _reason(error: Exception) -> str:
     return "" if "weights_only" in first_line else first_line
 
 
-def unreadable_checkpoint(name: str, error: Exception) -> ValueError:
+def unreadable_checkpoint(name: str, error: Exception) -> InputError:
     """The error for a checkpoint file that could not be read, saying why and what to do."""
     reason = _reason(error)
     if isinstance(error, pickle.UnpicklingError):
         detail = f" ({reason})" if reason else ""
-        return ValueError(
+        return InputError(
             f"{name} holds Python objects beyond plain tensors and was NOT loaded, because unpickling them could "
             f"run code. Use the released IconMatting checkpoint, or a .safetensors file.{detail}"
         )
-    return ValueError(f"{name} is not a readable checkpoint ({reason or type(error).__name__}); download it again")
+    return InputError(f"{name} is not a readable checkpoint ({reason or type(error).__name__}); download it again")
 
 
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], config: DecoderConfig, source: str) -> None:
@@ -150,7 +151,7 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], config: DecoderConf
         for name, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", misshaped))
         if keys
     ]
-    raise ValueError(f"{source} does not match the IconMatting decoder architecture. " + "; ".join(parts) + "." + hint)
+    raise InputError(f"{source} does not match the IconMatting decoder architecture. " + "; ".join(parts) + "." + hint)
 
 
 def config_of(metadata: Mapping[str, str]) -> DecoderConfig:
@@ -191,6 +192,6 @@ def convert_checkpoint(source: str | Path, destination: str | Path, config: Deco
     """Converts any accepted checkpoint file to ``.safetensors`` (strictly checked on the way)."""
     destination = Path(destination)
     if destination.suffix.lower() != SAFETENSORS_SUFFIX:
-        raise ValueError(f"the converted file must end in .safetensors, got {destination.name!r}")
+        raise InputError(f"the converted file must end in .safetensors, got {destination.name!r}")
     save_decoder(load_decoder(source, config), destination)
     return destination

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..validation import InputError
+
 # The official DetailCapture builds its image conv stream with ViTMatte's defaults whatever the config says.
 IMAGE_STREAM_CHANNELS = (48, 96, 192)
 
@@ -56,9 +58,9 @@ class DecoderConfig:
         """Reads the official ``in_context_decoder`` config (keys ``in_context_fusion`` and ``detail_decoder``)."""
         fusion, detail = config["in_context_fusion"], config["detail_decoder"]
         if fusion.get("res_ratio") is not None or fusion.get("pool_type", "min") != "min":
-            raise ValueError("only the released variant (res_ratio None, pool_type 'min') is supported")
+            raise InputError("only the released variant (res_ratio None, pool_type 'min') is supported")
         if detail["in_chans"] != fusion["ft_out_dim"][1]:
-            raise ValueError("detail_decoder.in_chans must equal the last of in_context_fusion.ft_out_dim")
+            raise InputError("detail_decoder.in_chans must equal the last of in_context_fusion.ft_out_dim")
         return cls(
             feature_channels=tuple(fusion["in_ft_dim"]),
             correspondence_channels=int(fusion["use_norm"]),

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..validation import InputError
+
 ROI_RULES = ("inside", "touched")
 """How a prompt selects query tokens: ``inside`` (masks, boxes) or ``touched`` (points, scribbles)."""
 
@@ -63,7 +65,7 @@ def inter_similarity(query: torch.Tensor, target: torch.Tensor, norm: nn.LayerNo
         the K query tokens (the official code sums; the paper says mean). Values in [0, K], summing to K.
     """
     if query.shape[0] == 0:
-        raise ValueError("the reference RoI covers no feature token: mark a larger region on the reference")
+        raise InputError("the reference RoI covers no feature token: mark a larger region on the reference")
     batch, channels, height, width = target.shape
     q = norm(query.to(target.dtype))
     t = norm(target.flatten(2).transpose(1, 2))

@@ -39,12 +39,12 @@ class BatchResult:
     failures: list[Failure] = field(default_factory=list)
 
 
-def _load(storage: Storage, batch: list[Target]) -> tuple[list[Target], list[torch.Tensor], list[Failure]]:
+def _load(batch: list[Target]) -> tuple[list[Target], list[torch.Tensor], list[Failure]]:
     """The batch's images ``[1, 3, H, W]``; targets that cannot be read (or are not the planned size) fail alone."""
     loaded, images, failures = [], [], []
     for target in batch:
         try:
-            with storage.open_read(target.location) as stream:
+            with Storage.for_location(target.location).open_read(target.location) as stream:
                 image = load_image(stream, "target image", target.location)
         except (ValueError, OSError) as error:
             failures.append(Failure(target.location, str(error)))
@@ -67,12 +67,12 @@ def matte_batch(
     on_progress: Callable[[float], None] | None = None,
 ) -> BatchResult:
     """Mattes one planned batch (targets of one size) in one call and writes each target's alpha PNG (and RGBA
-    cut-out) atomically to ``out``.
+    cut-out) atomically to ``out`` on ``storage`` (the targets are read wherever they are).
 
     ``on_progress(n)`` advances by ``n`` targets (fractions within the U-Net pass; a failed target counts 1); it may
     raise to cancel.
     """
-    targets, images, failures = _load(storage, batch)
+    targets, images, failures = _load(batch)
     result = BatchResult(failures=failures)
     progress = on_progress or (lambda _: None)
     progress(len(failures))

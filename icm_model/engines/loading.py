@@ -11,6 +11,7 @@ import torch
 from ..decoder.checkpoint import load_decoder
 from ..image_io import load_image, load_mask
 from ..pipeline import DEFAULT_MAX_BATCH, InContextMatting, ReferenceContext
+from ..validation import InputError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -44,7 +45,7 @@ def encode_references(
 ) -> ReferenceContext:
     """One context from every (reference image, mask) pair: the union of their RoIs."""
     if len(images) != len(masks):
-        raise ValueError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
+        raise InputError(f"give one --reference-mask per --reference ({len(images)} images, {len(masks)} masks)")
     contexts = [
         matting.encode_reference(
             load_image(image, "reference image"),

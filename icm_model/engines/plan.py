@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
 
+from ..validation import InputError
 from .storage import Storage
 
 ALPHA_SUFFIX = ".png"
@@ -60,7 +61,7 @@ def output_names(locations: list[str]) -> list[str]:
     outputs = Counter(name + suffix for name in names for suffix in (ALPHA_SUFFIX, RGBA_SUFFIX))
     clashes = sorted(output for output, count in outputs.items() if count > 1)
     if clashes:
-        raise ValueError(
+        raise InputError(
             f"targets would write the same output file ({', '.join(clashes)}): rename the targets so that no name is "
             "another's name plus '_rgba' or '_<extension>'"
         )
@@ -73,30 +74,30 @@ def outputs_of(storage: Storage, out: str, name: str, foreground: bool) -> list[
     return [storage.join(out, name + suffix) for suffix in suffixes]
 
 
-def probe_size(storage: Storage, location: str) -> tuple[int, int]:
+def probe_size(location: str) -> tuple[int, int]:
     """``(height, width)`` of an image as shown, from its header; ValueError naming it when it is not an image."""
     try:
-        with storage.open_read(location) as stream, Image.open(stream) as image:
+        with Storage.for_location(location).open_read(location) as stream, Image.open(stream) as image:
             width, height = image.size
             if image.getexif().get(EXIF_ORIENTATION) in SWAPPED_ORIENTATIONS:
                 width, height = height, width
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"target image {location!r} is not a readable image ({error})") from error
+        raise InputError(f"target image {location!r} is not a readable image ({error})") from error
     return height, width
 
 
 def plan_targets(
     storage: Storage, locations: list[str], out: str, foreground: bool
 ) -> tuple[list[Target], int, list[Failure]]:
-    """The targets still to matte, with their sizes; how many are already done (every output present); and the
-    targets whose header cannot be read."""
+    """The targets still to matte, with their sizes; how many are already done (every output present in ``out``, on
+    ``storage``); and the targets whose header cannot be read."""
     todo, done, failures = [], 0, []
     for location, name in zip(locations, output_names(locations), strict=True):
         if all(storage.exists(path) for path in outputs_of(storage, out, name, foreground)):
             done += 1
             continue
         try:
-            todo.append(Target(location, name, probe_size(storage, location)))
+            todo.append(Target(location, name, probe_size(location)))
         except ValueError as error:
             failures.append(Failure(location, str(error)))
     return todo, done, failures

@@ -23,6 +23,7 @@ from typing import TextIO
 from ..backbone.features import images_per_call
 from ..pipeline import InContextMatting, ReferenceContext
 from ..progress import TextProgress
+from ..validation import InputError
 from .job import BatchResult, JobSummary, MatteSettings, matte_batch
 from .loading import encode_references, load_matting, resolve_device
 from .plan import Failure, Target, plan_batches, plan_targets
@@ -135,9 +136,9 @@ def _pool(options: RayOptions, cluster_gpus: float) -> tuple[int, float]:
     default_workers = max(1, int(cluster_gpus // gpus)) if gpus > 0 else 1
     workers = default_workers if options.workers is None else options.workers
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise InputError(f"--workers must be at least 1, got {workers}")
     if gpus > cluster_gpus:
-        raise ValueError(
+        raise InputError(
             f"--gpus-per-worker {gpus:g} but the Ray cluster has {cluster_gpus:g} GPUs: use --gpus-per-worker 0 "
             "to run on CPUs"
         )
@@ -160,7 +161,7 @@ def run_ray(
     try:
         import ray
     except ImportError as error:
-        raise ValueError('--engine ray needs Ray: pip install -e ".[distributed]"') from error
+        raise InputError('--engine ray needs Ray: pip install -e ".[distributed]"') from error
     storage = Storage.for_location(out)
     storage.make_folder(out)
     targets, done, failures = plan_targets(storage, locations, out, settings.foreground is not None)

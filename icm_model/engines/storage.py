@@ -1,5 +1,5 @@
 """Where a matting job reads its targets and writes its outputs: a local folder, or any location pyarrow's file
-systems read (``s3://``, ``gs://``, ``hdfs://``...; pyarrow comes with the Ray extra).
+systems read (``s3://``, ``gs://``, ``hdfs://``, ``file://``...; pyarrow comes with the Ray extra).
 
 Every output is written under a temporary name and renamed when complete, so a stopped job never leaves a
 half-written file that a restarted job would take as done.
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..image_io import IMAGE_SUFFIXES
+from ..validation import InputError
 
 TEMPORARY_SUFFIX = ".partial"
 
 
 def _is_uri(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
+    return "://" in location
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Storage:
 
     @staticmethod
     def for_location(location: str | Path) -> Storage:
-        """The storage of ``location``: local for a path (or ``file://``), pyarrow for any other ``scheme://``."""
+        """The storage of ``location``: local for a plain path, pyarrow for a ``scheme://`` (``file://`` too)."""
         return Storage(uri=_is_uri(str(location)))
 
     def _pyarrow(self, location: str):
@@ -38,7 +39,7 @@ class Storage:
         try:
             from pyarrow import fs
         except ImportError as error:
-            raise ValueError(
+            raise InputError(
                 f'{location!r} is not a local path: reading it needs pyarrow (pip install -e ".[distributed]")'
             ) from error
         return fs.FileSystem.from_uri(location)
@@ -59,7 +60,7 @@ class Storage:
         if info.type == fs.FileType.File:
             return [location]
         if info.type != fs.FileType.Directory:
-            raise ValueError(f"{location!r} is neither an image file nor a folder")
+            raise InputError(f"{location!r} is neither an image file nor a folder")
         scheme = location.split("://", 1)[0]
         files = sorted(
             f"{scheme}://{entry.path}"
@@ -67,7 +68,7 @@ class Storage:
             if entry.type == fs.FileType.File and Path(entry.path).suffix.lower() in IMAGE_SUFFIXES
         )
         if not files:
-            raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {location!r}")
+            raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {location!r}")
         return files
 
     def open_read(self, location: str):

@@ -37,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..image_io import IMAGE_SUFFIXES, load_image, load_mask, save_alpha, thumbnail
 from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
+from ..validation import InputError
 from .metrics import MattingMetrics, alpha_to_255, compute_metrics
 
 MAX_REFERENCES = 4
@@ -102,7 +103,7 @@ class EvaluationSettings:
 
     def __post_init__(self) -> None:
         if not 1 <= self.references <= MAX_REFERENCES:
-            raise ValueError(f"references must be 1 to {MAX_REFERENCES} per group, got {self.references}")
+            raise InputError(f"references must be 1 to {MAX_REFERENCES} per group, got {self.references}")
 
 
 @dataclass(frozen=True)
@@ -132,27 +133,27 @@ def discover_dataset(root: str | Path) -> list[Sample]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"dataset {str(root)!r} is not a folder")
+        raise InputError(f"dataset {str(root)!r} is not a folder")
     for required in ("image", "alpha"):
         if not (root / required).is_dir():
-            raise ValueError(
+            raise InputError(
                 f"dataset {str(root)!r} has no {required}/ folder: lay it out like ICM-57 "
                 "(image/, alpha/ and optionally trimap/, files of one image sharing a stem)"
             )
     images = _files_by_stem(root / "image")
     if not images:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(root / 'image')!r}")
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(root / 'image')!r}")
     alphas = _files_by_stem(root / "alpha")
     trimaps = _files_by_stem(root / "trimap") if (root / "trimap").is_dir() else {}
     samples = []
     for stem, image in sorted(images.items()):
         if stem not in alphas:
-            raise ValueError(f"image {str(image)!r} has no ground truth: add alpha/{stem}.png (any image suffix)")
+            raise InputError(f"image {str(image)!r} has no ground truth: add alpha/{stem}.png (any image suffix)")
         size = _oriented_size(image, "image")
         for what, path in (("alpha", alphas[stem]), ("trimap", trimaps.get(stem))):
             if path is not None and _oriented_size(path, what) != size:
                 width, height = _oriented_size(path, what)
-                raise ValueError(
+                raise InputError(
                     f"{what} {str(path)!r} is {width}x{height} but its image is {size[0]}x{size[1]} (width x height): "
                     f"the {what} must have its image's size"
                 )
@@ -166,7 +167,7 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
         if not (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
             continue
         if path.stem in files:
-            raise ValueError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
+            raise InputError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
         files[path.stem] = path
     return files
 
@@ -178,7 +179,7 @@ def _oriented_size(path: Path, what: str) -> tuple[int, int]:
             width, height = image.size
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{what} {str(path)!r} is not a readable image ({error})") from error
+        raise InputError(f"{what} {str(path)!r} is not a readable image ({error})") from error
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
@@ -192,9 +193,9 @@ def choose_references(group: str, names: Iterable[str], count: int, seed: int) -
     """
     names = sorted(names)
     if len(names) < 2:
-        raise ValueError(f"group {group!r} has {len(names)} image(s): in-context matting needs at least two")
+        raise InputError(f"group {group!r} has {len(names)} image(s): in-context matting needs at least two")
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise InputError(f"count must be at least 1, got {count}")
     return sorted(random.Random(f"{seed}/{group}").sample(names, min(count, len(names) - 1)))
 
 
@@ -217,7 +218,7 @@ def plan_evaluation(samples: Sequence[Sample], references: int, seed: int) -> Ev
             )
         )
     if not plans:
-        raise ValueError(
+        raise InputError(
             f"no group has two or more images ({len(skipped)} single-image groups): name the files of a group "
             "like cat_01, cat_02 (see the group rule of icm_model.evaluation.evaluate)"
         )
@@ -270,8 +271,8 @@ def _reference_context(matting: InContextMatting, group: GroupPlan, settings: Ev
                     seed=settings.seed,
                 )
             )
-        except ValueError as error:
-            raise ValueError(
+        except InputError as error:
+            raise InputError(
                 f"group {group.name!r}: reference {sample.name!r} ({str(sample.alpha)!r}) cannot be used: {error}; "
                 "fix its alpha or pick other references with another seed"
             ) from error
@@ -291,7 +292,7 @@ def _load_trimap(path: Path) -> np.ndarray:
     """A trimap file as ``(H, W)`` float64 in 0..255; refused if it has no unknown (128) pixel."""
     trimap = alpha_to_255(load_mask(path, "trimap")[0])
     if not (np.abs(trimap - 128.0) <= _UNKNOWN_TOLERANCE).any():
-        raise ValueError(
+        raise InputError(
             f"trimap {str(path)!r} has no unknown (128) pixels: fix it, or delete it to measure the whole image"
         )
     return trimap

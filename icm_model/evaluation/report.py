@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..image_io import load_image, load_mask, thumbnail
+from ..validation import InputError
 from .evaluate import METRIC_NAMES, PANEL_SIZE, EvaluationPlan, EvaluationSettings, ImageResult
 
 SHEET_GAP = 4
@@ -148,7 +149,7 @@ def write_outputs(
     Returns the paths written.
     """
     if worst < 0:
-        raise ValueError(f"worst must be 0 (no contact sheet) or more, got {worst}")
+        raise InputError(f"worst must be 0 (no contact sheet) or more, got {worst}")
     out.mkdir(parents=True, exist_ok=True)
     tables = {
         "overall": overall_table(plan, results),

@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
-import json
-
 import torch
 
+from .json_input import MISSING, is_number, load_json, shown
+from .marks_format import EXAMPLES
 
-def parse_points(text: str, name: str) -> list[tuple[float, float]]:
+
+def parse_points(text: str, name: str, height: int, width: int) -> list[tuple[float, float]]:
     """Pixel coordinates from ``[{"x": 10, "y": 20}, ...]`` (KJNodes Points Editor, as SAM-style point prompts) or
-    ``[[10, 20], ...]``; an empty string means no points."""
+    ``[[10, 20], ...]`` on an image of ``height x width`` pixels; an empty string means no points.
+
+    Raises:
+        ValueError: naming ``name``, for malformed JSON or points that are not pairs of finite numbers, and for points
+            all within 0..1 on an image larger than 2 x 2 pixels: normalised coordinates, which every node of this
+            pack refuses rather than reading them as pixels at the top-left corner.
+    """
     if not text or not text.strip():
         return []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f'{name} is not valid JSON ({error.msg}); expected [{{"x": 10, "y": 20}}, ...]') from error
+    example = EXAMPLES["kjnodes_points"]
+    data = load_json(text, name, example)
     if isinstance(data, dict):
         data = [data]
     points = []
-    for item in data if isinstance(data, list) else [None]:
-        if isinstance(item, dict) and {"x", "y"} <= item.keys():
-            points.append((float(item["x"]), float(item["y"])))
-        elif isinstance(item, (list, tuple)) and len(item) == 2:
-            points.append((float(item[0]), float(item[1])))
-        else:
-            raise ValueError(f'{name} must be a list of points like [{{"x": 10, "y": 20}}, ...], got {text[:80]!r}')
+    for i, item in enumerate(data if isinstance(data, list) else [None]):
+        x, y = (item.get("x", MISSING), item.get("y", MISSING)) if isinstance(item, dict) else (None, None)
+        if isinstance(item, list) and len(item) == 2:
+            x, y = item
+        if not (is_number(x) and is_number(y)):
+            raise ValueError(f'{name}[{i}] must be a point like {{"x": 10, "y": 20}} (pixels), got {shown(item)}')
+        points.append((x, y))
+    if points and max(width, height) > 2 and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in points):
+        raise ValueError(
+            f"{name} are all within 0..1: they look like normalized coordinates, but they must be pixels of the "
+            f"{width}x{height} image (multiply x by {width} and y by {height})"
+        )
     return points
 
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
-
-ASPECT_TOLERANCE = 0.01
-"""Marks drawn on an image of another size are rescaled when its aspect ratio is the same, up to a pixel of rounding
-or 1 %."""
 
 
 @dataclass(frozen=True)
@@ -92,47 +88,24 @@ class ReferencePrompt:
                 )
 
         for i, point in enumerate(self.points):
-            check_inside(point.x, point.y, f"point #{i}")
+            check_inside(point.x, point.y, f"points[{i}]")
         for i, scribble in enumerate(self.scribbles):
             if not scribble.points:
-                raise ValueError(f"{name}: scribble #{i} has no points")
+                raise ValueError(f"{name}: scribbles[{i}] has no points")
             if not scribble.width > 0:
-                raise ValueError(f"{name}: scribble #{i} has width {scribble.width:g}: give a width above 0 pixels")
-            for x, y in scribble.points:
-                check_inside(x, y, f"scribble #{i}")
+                raise ValueError(f"{name}: scribbles[{i}] has width {scribble.width:g}: give a width above 0 pixels")
+            xs, ys = zip(*scribble.points, strict=True)
+            if not (min(xs) >= 0 and max(xs) <= self.width and min(ys) >= 0 and max(ys) <= self.height):
+                for x, y in scribble.points:
+                    check_inside(x, y, f"scribbles[{i}]")
         for i, box in enumerate(self.boxes):
             if not (box.width > 0 and box.height > 0):
                 raise ValueError(
-                    f"{name}: box #{i} has zero size ({box.width:g}x{box.height:g}): drag a box with a width and a "
+                    f"{name}: boxes[{i}] has zero size ({box.width:g}x{box.height:g}): drag a box with a width and a "
                     "height"
                 )
-            check_inside(box.x, box.y, f"box #{i}")
-            check_inside(box.x + box.width, box.y + box.height, f"the corner of box #{i}")
-
-    def scaled(self, height: int, width: int, name: str = "marks") -> ReferencePrompt:
-        """The marks on the same image at another resolution (same aspect ratio, up to a pixel or 1 %)."""
-        if (height, width) == (self.height, self.width):
-            return self
-        expected_height = self.height * width / self.width
-        if abs(height - expected_height) > max(1.0, ASPECT_TOLERANCE * height):
-            raise ValueError(
-                f"{name} were drawn on a {self.width}x{self.height} image but the image is {width}x{height}, another "
-                "aspect ratio: redraw the marks on this image"
-            )
-        sx, sy = width / self.width, height / self.height
-        if self.mask is not None:
-            raise ValueError(f"{name}: a prompt with a mask cannot be rescaled; give the mask at the image's size")
-        return ReferencePrompt(
-            height,
-            width,
-            None,
-            [replace(p, x=p.x * sx, y=p.y * sy) for p in self.points],
-            [
-                replace(s, points=tuple((x * sx, y * sy) for x, y in s.points), width=s.width * sx)
-                for s in self.scribbles
-            ],
-            [replace(b, x=b.x * sx, y=b.y * sy, width=b.width * sx, height=b.height * sy) for b in self.boxes],
-        )
+            check_inside(box.x, box.y, f"boxes[{i}]")
+            check_inside(box.x + box.width, box.y + box.height, f"the corner of boxes[{i}]")
 
     def with_mask(self, mask: torch.Tensor | None) -> ReferencePrompt:
         """The same marks with ``mask`` ``[height, width]`` as the positive mask."""

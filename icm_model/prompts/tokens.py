@@ -53,12 +53,15 @@ class TokenSelection:
         return self.prompt | self.extension
 
 
+def cell_edges(box: Letterbox, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[grid + 1]`` float64 x and y of the token cells' edges, in pixels of the original image (ascending)."""
+    edges = torch.arange(grid + 1, dtype=torch.float64) * (box.size / grid)
+    return (edges - box.left) * (box.width / box.content_width), (edges - box.top) * (box.height / box.content_height)
+
+
 def cell_rectangles(box: Letterbox, grid: int) -> torch.Tensor:
     """``[grid, grid, 4]`` float64 ``(x0, y0, x1, y1)``: each token's cell in pixels of the original image."""
-    step = box.size / grid
-    edges = torch.arange(grid + 1, dtype=torch.float64) * step
-    xs = (edges - box.left) * (box.width / box.content_width)
-    ys = (edges - box.top) * (box.height / box.content_height)
+    xs, ys = cell_edges(box, grid)
     x0, x1 = xs[:-1].view(1, -1).expand(grid, grid), xs[1:].view(1, -1).expand(grid, grid)
     y0, y1 = ys[:-1].view(-1, 1).expand(grid, grid), ys[1:].view(-1, 1).expand(grid, grid)
     return torch.stack([x0, y0, x1, y1], dim=-1)
@@ -70,30 +73,33 @@ def point_radius(box: Letterbox, grid: int) -> float:
     return 0.5 * (box.size / grid) * min(box.width / box.content_width, box.height / box.content_height)
 
 
-def _point_to_rect(px: float, py: float, rects: torch.Tensor) -> torch.Tensor:
+def _point_to_rect(px: torch.Tensor, py: torch.Tensor, rects: torch.Tensor) -> torch.Tensor:
     dx = torch.clamp(torch.maximum(rects[..., 0] - px, px - rects[..., 2]), min=0)
     dy = torch.clamp(torch.maximum(rects[..., 1] - py, py - rects[..., 3]), min=0)
     return torch.hypot(dx, dy)
 
 
-def _corner_to_segment(cx: torch.Tensor, cy: torch.Tensor, a: tuple[float, float], b: tuple[float, float]):
-    (ax, ay), (bx, by) = a, b
+def _corner_to_segment(cx: torch.Tensor, cy: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    (ax, ay), (bx, by) = a.unbind(-1), b.unbind(-1)
     vx, vy = bx - ax, by - ay
     length = vx * vx + vy * vy
-    t = ((cx - ax) * vx + (cy - ay) * vy) / length if length > 0 else torch.zeros_like(cx)
-    t = t.clamp(0, 1)
+    t = (((cx - ax) * vx + (cy - ay) * vy) / torch.where(length > 0, length, 1)).clamp(0, 1)
     return torch.hypot(cx - (ax + t * vx), cy - (ay + t * vy))
 
 
-def segment_touches(rects: torch.Tensor, a: tuple[float, float], b: tuple[float, float], radius: float) -> torch.Tensor:
+def segment_touches(rects: torch.Tensor, a, b, radius) -> torch.Tensor:
     """Whether the stroke of ``radius`` around segment ``a``-``b`` overlaps each rectangle ``[..., 4]``.
 
+    ``a``, ``b``: ``(x, y)`` pairs or float64 ``[..., 2]`` tensors, ``radius`` a number or ``[...]``, broadcast with
+    the rectangles' leading dimensions (one segment per rectangle, or one for all).
     Exact: the segment and a rectangle intersect unless an axis (x, y or the segment's normal) separates them;
     otherwise their distance is attained at a vertex of one and the other shape.
     """
-    (ax, ay), (bx, by) = a, b
+    a, b = (torch.as_tensor(p, dtype=torch.float64) for p in (a, b))
+    (ax, ay), (bx, by) = a.unbind(-1), b.unbind(-1)
     x0, y0, x1, y1 = rects.unbind(-1)
-    separated = (max(ax, bx) < x0) | (min(ax, bx) > x1) | (max(ay, by) < y0) | (min(ay, by) > y1)
+    separated = (torch.maximum(ax, bx) < x0) | (torch.minimum(ax, bx) > x1)
+    separated |= (torch.maximum(ay, by) < y0) | (torch.minimum(ay, by) > y1)
     nx, ny = ay - by, bx - ax
     sides = torch.stack([nx * (cx - ax) + ny * (cy - ay) for cx in (x0, x1) for cy in (y0, y1)])
     separated |= (sides > 0).all(0) | (sides < 0).all(0)
@@ -104,20 +110,95 @@ def segment_touches(rects: torch.Tensor, a: tuple[float, float], b: tuple[float,
     return ~separated | (distance < radius * (1 - 1e-9))  # a point at a cell's centre misses its neighbours
 
 
-def _segments(points: tuple[tuple[float, float], ...]):
-    if len(points) == 1:
-        yield points[0], points[0]
-    yield from zip(points[:-1], points[1:], strict=True)
+@dataclass
+class Strokes:
+    """Points and scribbles as segments: ``a``, ``b`` ``[S, 2]`` float64 ends (a point is a segment of length 0),
+    ``radius`` ``[S]``, ``positive`` ``[S]`` bool and ``last`` ``[S]`` bool (the last segment of its mark)."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    radius: torch.Tensor
+    positive: torch.Tensor
+    last: torch.Tensor
+
+    @classmethod
+    def of(cls, prompt: ReferencePrompt, point_radius_px: float) -> Strokes:
+        marks = [(((p.x, p.y),), point_radius_px, p.positive) for p in prompt.points]
+        marks += [(s.points, s.width / 2, s.positive) for s in prompt.scribbles]
+        ends = [torch.zeros(0, 4, dtype=torch.float64)]
+        for vertices, _, _ in marks:
+            vertices = torch.tensor(vertices, dtype=torch.float64).view(-1, 2)
+            vertices = vertices.repeat(2, 1) if len(vertices) == 1 else vertices
+            ends.append(torch.cat([vertices[:-1], vertices[1:]], dim=1))
+        count = torch.tensor([len(e) for e in ends[1:]], dtype=torch.long)
+        radius = torch.tensor([r for _, r, _ in marks], dtype=torch.float64).repeat_interleave(count)
+        positive = torch.tensor([p for _, _, p in marks], dtype=torch.bool).repeat_interleave(count)
+        segments = torch.cat(ends)
+        last = torch.zeros(len(segments), dtype=torch.bool)
+        last[count.cumsum(0) - 1] = True
+        return cls(segments[:, :2], segments[:, 2:], radius, positive, last)
+
+    def bounds(self) -> torch.Tensor:
+        """``[S, 4]`` ``(x0, y0, x1, y1)``: each stroke's bounding box, its radius included."""
+        r = self.radius[:, None]
+        return torch.cat([torch.minimum(self.a, self.b) - r, torch.maximum(self.a, self.b) + r], dim=1)
+
+
+PAIRS_PER_CHUNK = 1 << 20
+"""(segment, cell) or (segment, row) pairs tested at once: bounds the memory of very long strokes."""
+
+
+def pairs(counts: torch.Tensor):
+    """Yields ``(segment, k)`` ``[P]`` index pairs, ``k`` in ``0..counts[segment]``, in chunks of about
+    ``PAIRS_PER_CHUNK`` pairs (whole segments per chunk)."""
+    counts = counts.clamp(min=0)
+    ends = counts.cumsum(0)
+    start = 0
+    while start < len(counts):
+        stop = max(start + 1, int(torch.searchsorted(ends, ends[start] - counts[start] + PAIRS_PER_CHUNK)))
+        stop = min(stop, len(counts))
+        chunk = counts[start:stop]
+        segment = torch.repeat_interleave(torch.arange(start, stop), chunk)
+        first = torch.repeat_interleave(chunk.cumsum(0) - chunk, chunk)
+        yield segment, torch.arange(len(segment)) - first
+        start = stop
+
+
+def _stroke_cells(strokes: Strokes, rects: torch.Tensor, edges_x: torch.Tensor, edges_y: torch.Tensor):
+    """``[grid, grid]`` bool of the cells the positive and the negative strokes touch: only the cells around each
+    segment's bounding box are tested (:func:`segment_touches`, exact)."""
+    grid = rects.shape[0]
+    touched = {sign: torch.zeros(grid * grid, dtype=torch.bool) for sign in (True, False)}
+    bounds = strokes.bounds()
+    # Columns j whose cell may reach the box: x1 of the cell >= box x0 and x0 of the cell <= box x1 (rows alike).
+    x0, y0, x1, y1 = bounds.T.contiguous()
+    j0 = torch.searchsorted(edges_x[1:].contiguous(), x0, side="left")
+    j1 = torch.searchsorted(edges_x[:-1].contiguous(), x1, side="right") - 1
+    i0 = torch.searchsorted(edges_y[1:].contiguous(), y0, side="left")
+    i1 = torch.searchsorted(edges_y[:-1].contiguous(), y1, side="right") - 1
+    columns = (j1 - j0 + 1).clamp(min=0)
+    for segment, k in pairs((i1 - i0 + 1).clamp(min=0) * columns):
+        i, j = i0[segment] + k // columns[segment], j0[segment] + k % columns[segment]
+        hit = segment_touches(rects[i, j], strokes.a[segment], strokes.b[segment], strokes.radius[segment])
+        cells = (i * grid + j)[hit]
+        sign = strokes.positive[segment][hit]
+        touched[True][cells[sign]] = True
+        touched[False][cells[~sign]] = True
+    return {sign: cells.view(grid, grid) for sign, cells in touched.items()}
 
 
 def prompt_tokens(prompt: ReferencePrompt, box: Letterbox, grid: int) -> PromptTokens:
-    """The tokens of the ``grid x grid`` correspondence grid that ``prompt`` (on the letterboxed image) marks."""
+    """The tokens of the ``grid x grid`` correspondence grid that ``prompt`` (on the letterboxed image) marks.
+
+    Only tokens whose cell holds image content (``content``) are marked: a point or scribble on the image's edge
+    does not select cells lying wholly in the letterbox padding."""
     rects = cell_rectangles(box, grid)
+    x0, y0, x1, y1 = rects.unbind(-1)
+    content = (x0 < box.width) & (x1 > 0) & (y0 < box.height) & (y1 > 0)
     empty = torch.zeros(grid, grid, dtype=torch.bool)
     marked = {(kind, sign): empty.clone() for kind in ("dense", "sparse") for sign in (True, False)}
     if prompt.mask is not None and (prompt.mask > 0.5).any():
         marked["dense", True] |= roi_token_mask(box.mask(prompt.mask[None].float()), (grid, grid), "inside")[0]
-    x0, y0, x1, y1 = rects.unbind(-1)
     for b in prompt.boxes:
         bx1, by1 = b.x + b.width, b.y + b.height
         if b.positive:
@@ -125,13 +206,11 @@ def prompt_tokens(prompt: ReferencePrompt, box: Letterbox, grid: int) -> PromptT
             marked["dense", True] |= (x0 >= b.x - eps) & (x1 <= bx1 + eps) & (y0 >= b.y - eps) & (y1 <= by1 + eps)
         else:
             marked["dense", False] |= (x0 < bx1) & (x1 > b.x) & (y0 < by1) & (y1 > b.y)
-    radius = point_radius(box, grid)
-    for point in prompt.points:
-        marked["sparse", point.positive] |= segment_touches(rects, (point.x, point.y), (point.x, point.y), radius)
-    for scribble in prompt.scribbles:
-        for a, b in _segments(scribble.points):
-            marked["sparse", scribble.positive] |= segment_touches(rects, a, b, scribble.width / 2)
-    content = (x0 < box.width) & (x1 > 0) & (y0 < box.height) & (y1 > 0)
+    strokes = Strokes.of(prompt, point_radius(box, grid))
+    touched = _stroke_cells(strokes, rects, *cell_edges(box, grid))
+    for sign in (True, False):
+        marked["dense", sign] &= content
+        marked["sparse", sign] = touched[sign] & content
     return PromptTokens(
         positive=marked["dense", True] | marked["sparse", True],
         sparse=marked["sparse", True],
@@ -182,33 +261,6 @@ def select_tokens(tokens: PromptTokens, attention: torch.Tensor | None, top_m: i
         removed |= extension_tokens(tokens.negative_sparse, attention, top_m, tokens.content)
     prompt = tokens.positive & ~removed
     return TokenSelection(prompt, extension & ~prompt & ~removed)
-
-
-def rasterise(prompt: ReferencePrompt, point_radius_px: float) -> torch.Tensor:
-    """``[height, width]`` float mask of the marks at pixel centres: the mask (> 0.5), positive boxes, points (discs
-    of ``point_radius_px``) and scribbles, minus the negative marks. For previews and other nodes."""
-    height, width = prompt.height, prompt.width
-    marked = {sign: torch.zeros(height, width, dtype=torch.bool) for sign in (True, False)}
-    if prompt.mask is not None:
-        marked[True] |= prompt.mask.cpu() > 0.5
-    for b in prompt.boxes:
-        x0, y0 = max(0, round(b.x)), max(0, round(b.y))
-        marked[b.positive][y0 : round(b.y + b.height), x0 : round(b.x + b.width)] = True
-    strokes = [((p.x, p.y),) for p in prompt.points]
-    strokes = [(points, point_radius_px, p.positive) for points, p in zip(strokes, prompt.points, strict=True)]
-    strokes += [(s.points, s.width / 2, s.positive) for s in prompt.scribbles]
-    for points, radius, positive in strokes:
-        for a, b in _segments(points):
-            left, right = max(0, int(min(a[0], b[0]) - radius)), min(width, int(max(a[0], b[0]) + radius) + 1)
-            top, bottom = max(0, int(min(a[1], b[1]) - radius)), min(height, int(max(a[1], b[1]) + radius) + 1)
-            if left >= right or top >= bottom:
-                continue
-            xs = torch.arange(left, right, dtype=torch.float64) + 0.5
-            ys = torch.arange(top, bottom, dtype=torch.float64) + 0.5
-            cx, cy = xs.view(1, -1).expand(len(ys), -1), ys.view(-1, 1).expand(-1, len(xs))
-            centres = torch.stack([cx, cy, cx, cy], dim=-1)
-            marked[positive][top:bottom, left:right] |= segment_touches(centres, a, b, radius)
-    return (marked[True] & ~marked[False]).float()
 
 
 def selection_cells(selection: TokenSelection, box: Letterbox, grid: int) -> list[list]:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from comfy_server import SD_CHECKPOINT
 from PIL import Image, ImageDraw
+
+from icm_model.prompts.fingerprint import picture_fingerprint
 
 IMAGE = "icm_editor_scene.png"
 WIDTH, HEIGHT = 512, 384
@@ -124,6 +127,11 @@ def _scene(path: Path) -> None:
     image.save(path)
 
 
+def _image_tensor(path: Path) -> torch.Tensor:
+    """``[3, H, W]`` in 0..1 of a PNG, as LoadImage reads it."""
+    return torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 255).permute(2, 0, 1)
+
+
 def _marks(comfy, node_id: int) -> dict:
     text = comfy.widget_values(node_id)["marks"]
     return json.loads(text) if text else {}
@@ -223,9 +231,11 @@ def test_mark_editor(comfy):
     mouse.down()
     mouse.move(*at(190, 250), steps=4)
     mouse.up()
+    # The editor stamps the fingerprint of the picture it shows, computed in the browser exactly as the node does.
+    fingerprint = picture_fingerprint(_image_tensor(comfy.server.base / "input" / IMAGE))
     expected = {
         "version": 1,
-        "image": {"width": WIDTH, "height": HEIGHT},
+        "image": {"width": WIDTH, "height": HEIGHT, "fingerprint": fingerprint},
         "points": [{"x": 150, "y": 200, "positive": True}, {"x": 400.5, "y": 300.25, "positive": False}],
         "scribbles": [
             {"points": [[110, 230], [130, 235], [150, 240], [170, 245], [190, 250]], "width": 16, "positive": True}

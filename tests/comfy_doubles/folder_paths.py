@@ -59,3 +59,7 @@ def get_full_path_or_raise(folder_name, filename):
     if full is None:
         raise FileNotFoundError(f"Model in folder '{folder_name}' with filename '{filename}' not found.")
     return full
+
+
+def get_folder_paths(folder_name):
+    return folder_names_and_paths[folder_name][0][:]

@@ -54,6 +54,12 @@ function imageURL(node, failed) {
   return upstream ? viewURL(upstream) : null;
 }
 
+/** The fingerprint the node's last run sent with the image at `url` (the stored run image), else null. */
+function storedFingerprint(node, url) {
+  const stored = node.properties?.iconmatting_image;
+  return stored?.fingerprint && url === viewURL(stored, stored.rand) ? stored.fingerprint : null;
+}
+
 /**
  * Let the workflow's change tracker take the graph's state now (as it does on every mouse up), so that a reload or a
  * tab switch right after a keyboard edit or a run keeps the marks and the image.
@@ -73,7 +79,14 @@ function applyOutputs(node, output, fresh) {
     const source = loadImageFile(upstreamNode(node, EDITOR_NODES[node.comfyClass ?? node.type]));
     const stored = node.properties.iconmatting_image;
     const rand = !fresh && sameFile(stored, file) ? stored.rand : String(Date.now());
-    node.properties.iconmatting_image = { filename: file.filename, subfolder: file.subfolder ?? "", type: file.type, source, rand };
+    node.properties.iconmatting_image = {
+      filename: file.filename,
+      subfolder: file.subfolder ?? "",
+      type: file.type,
+      source,
+      rand,
+      fingerprint: file.fingerprint ?? null,
+    };
     noteGraphChange();
   }
   if (output?.iconmatting_roi) node.iconmattingEditor?.setRoi(output.iconmatting_roi);
@@ -122,6 +135,7 @@ app.registerExtension({
       this.iconmattingEditor = new MarkEditor(this, marks, {
         imageSource: (failed) => imageURL(this, failed),
         onChange: noteGraphChange,
+        knownFingerprint: (url) => storedFingerprint(this, url),
       });
       const [width, height] = this.computeSize();
       this.setSize([Math.max(width, INITIAL_SIZE[0]), Math.max(height, INITIAL_SIZE[1])]);

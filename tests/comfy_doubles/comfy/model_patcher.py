@@ -28,14 +28,23 @@ class ModelPatcher:
         self.weight_inplace_update = weight_inplace_update
         self.model_options = {"transformer_options": {}}
         self.patches = {}
+        self.backup = {}
         self.parent = None
 
     def clone(self):
         n = self.__class__(self.model, self.load_device, self.offload_device, self.size, self.weight_inplace_update)
         n.patches = {k: v[:] for k, v in self.patches.items()}
+        n.backup = self.backup
         n.model_options = copy.deepcopy(self.model_options)
         n.parent = self
         return n
+
+    def add_patches(self, patches, strength_patch=1.0, strength_model=1.0):
+        """Weight patches (LoRA) on keys of the model's state dict; applied when loaded (not in this double)."""
+        keys = self.model.state_dict().keys()
+        for key in [k for k in patches if k in keys]:
+            self.patches.setdefault(key, []).append((strength_patch, patches[key], strength_model, None, None))
+        return [k for k in patches if k in keys]
 
     def is_clone(self, other):
         return hasattr(other, "model") and self.model is other.model

@@ -3,23 +3,16 @@
 // run the RoI tokens that entered the query drawn over the image (web/js/editor/roi.js).
 import { CanvasEditor } from "./canvas_editor.js";
 import { boxFromCorners, clampToImage, imageToCanvas, insideImage } from "./geometry.js";
+import { pictureFingerprint } from "./fingerprint.js";
 import { History } from "./history.js";
-import {
-  addMark,
-  clearMarks,
-  fitMarksToImage,
-  fromKJPoints,
-  markCount,
-  parseMarks,
-  serializeMarks,
-  toKJPoints,
-} from "./marks.js";
+import { keyAction, steppedWidth, TOOL_KEYS } from "./keys.js";
+import { addMark, clearMarks, fitMarksToImage, markCount, parseMarks, pasteIntoMarks, serializeMarks, toKJPoints } from "./marks.js";
 import { parseRoi, roiCellsForImage, roiCounts } from "./roi.js";
 
 const TOOLS = {
-  point: { label: "● Point", key: "p", title: "Point tool (P): click a point on the object" },
-  box: { label: "▭ Box", key: "b", title: "Box tool (B): drag a box around the object" },
-  scribble: { label: "✎ Brush", key: "s", title: "Brush tool (S): paint a scribble over the object" },
+  point: { label: "● Point", title: `Point tool (${TOOL_KEYS.point.toUpperCase()}): click a point on the object` },
+  box: { label: "▭ Box", title: `Box tool (${TOOL_KEYS.box.toUpperCase()}): drag a box around the object` },
+  scribble: { label: "✎ Brush", title: `Brush tool (${TOOL_KEYS.scribble.toUpperCase()}): paint a scribble over the object` },
 };
 const COLOURS = {
   positive: "#3ddc84",
@@ -37,12 +30,16 @@ export class MarkEditor extends CanvasEditor {
   /**
    * @param node the prompt node; @param marksWidget its `marks` STRING widget;
    * @param imageSource (failedURLs: Set) => URL of the image to mark (or null), polled; failedURLs holds the URLs
-   * that did not load; @param onChange () => void, called after the marks changed.
+   * that did not load; @param onChange () => void, called after the marks changed; @param knownFingerprint (url) =>
+   * the fingerprint the node sent with the image at `url` (the picture it marks, e.g. under Correct Target's overlay),
+   * or null: the editor computes it from the pixels shown.
    */
-  constructor(node, marksWidget, { imageSource, onChange }) {
+  constructor(node, marksWidget, { imageSource, onChange, knownFingerprint }) {
     super(node, { name: "iconmatting_marks_editor", minHeight: 300 });
     this.marksWidget = marksWidget;
     this.imageSource = imageSource;
+    this.knownFingerprint = knownFingerprint;
+    this.fingerprint = null;
     this.onChange = onChange;
     this.tool = "point";
     this.positive = true;
@@ -168,15 +165,34 @@ export class MarkEditor extends CanvasEditor {
     this.commit(addMark(this.marks, kind, mark));
   }
 
+  /** Fit the marks to the image shown, as the node will (rescaled; flagged on another aspect ratio or picture). */
   adoptImageSize() {
-    const { marks, scaled, mismatch } = fitMarksToImage(this.marks, this.image.naturalWidth, this.image.naturalHeight);
-    this.warning = mismatch
-      ? `the marks were drawn on a ${this.marks.image.width}×${this.marks.image.height} image, this one has another ` +
-        "aspect ratio: clear them or show the original image"
-      : "";
-    if (scaled) this.commit(marks);
-    else this.marks = marks;
+    try {
+      let { marks, scaled } = fitMarksToImage(this.marks, this.image.naturalWidth, this.image.naturalHeight, this.fingerprint);
+      if (!marks.image.fingerprint && this.fingerprint) marks = { ...marks, image: { ...marks.image, fingerprint: this.fingerprint } };
+      this.warning = "";
+      if (scaled) this.commit(marks);
+      else this.marks = marks;
+    } catch (error) {
+      this.warning = error.message;
+    }
     this.updateStatus();
+  }
+
+  /** The fingerprint of the picture shown: the node's, or computed from its pixels (null if they cannot be read). */
+  imageFingerprint(image) {
+    const known = this.knownFingerprint?.(this.imageURL);
+    if (known) return known;
+    try {
+      const canvas = document.createElement("canvas");
+      canvas.width = image.naturalWidth;
+      canvas.height = image.naturalHeight;
+      const ctx = canvas.getContext("2d", { willReadFrequently: true });
+      ctx.drawImage(image, 0, 0);
+      return pictureFingerprint(ctx.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    } catch {
+      return null; // a picture from another origin: no fingerprint
+    }
   }
 
   // --- state from elsewhere -------------------------------------------------------------------------------------
@@ -203,7 +219,8 @@ export class MarkEditor extends CanvasEditor {
     if (url !== this.imageURL) this.setImage(url);
   }
 
-  onImageLoaded() {
+  onImageLoaded(image) {
+    this.fingerprint = this.imageFingerprint(image);
     this.adoptImageSize();
     this.updateToolbar();
   }
@@ -291,26 +308,21 @@ export class MarkEditor extends CanvasEditor {
   }
 
   onKey(event) {
-    const key = event.key.toLowerCase();
-    const mod = event.ctrlKey || event.metaKey;
-    if (mod && key === "z") event.shiftKey ? this.redo() : this.undo();
-    else if (mod && key === "y") this.redo();
-    else if (mod) {
+    const step = keyAction(event);
+    if (!step || step.action === "clipboard" || (step.action === "cancel" && !this.drag)) {
       // Ctrl+C / Ctrl+V go on to the copy and paste events; remember Shift for them.
-      this.copyNegative = this.pasteNegative = event.shiftKey;
+      if (step?.action === "clipboard") this.copyNegative = this.pasteNegative = step.negative;
       return false;
     }
-    else if (key === "n" || key === "x") this.setPositive(!this.positive);
-    else if (key === "[") this.setBrushWidth(this.brushWidth - Math.max(1, Math.round(this.brushWidth / 8)));
-    else if (key === "]") this.setBrushWidth(this.brushWidth + Math.max(1, Math.round(this.brushWidth / 8)));
-    else if (key === "r") this.toggleRoi();
-    else if (key === "escape" && this.drag) {
-      this.drag = null;
+    if (step.action === "undo") this.undo();
+    else if (step.action === "redo") this.redo();
+    else if (step.action === "polarity") this.setPositive(!this.positive);
+    else if (step.action === "narrower" || step.action === "wider") this.setBrushWidth(steppedWidth(this.brushWidth, step.action));
+    else if (step.action === "roi") this.toggleRoi();
+    else if (step.action === "tool") this.setTool(step.tool);
+    else {
+      this.drag = null; // "cancel" while dragging
       this.render();
-    } else {
-      const tool = Object.keys(TOOLS).find((t) => TOOLS[t].key === key);
-      if (!tool) return false;
-      this.setTool(tool);
     }
     return true;
   }
@@ -324,14 +336,8 @@ export class MarkEditor extends CanvasEditor {
     event.preventDefault();
     event.stopPropagation();
     try {
-      if (text.trim().startsWith("[")) {
-        const points = this.pasteNegative ? fromKJPoints("", text) : fromKJPoints(text);
-        this.commit({ ...this.marks, points: [...this.marks.points, ...points] });
-      } else {
-        const marks = parseMarks(text);
-        this.commit({ ...marks, image: marks.image ?? this.marks.image });
-        if (this.image) this.adoptImageSize();
-      }
+      this.commit(pasteIntoMarks(this.marks, text, this.pasteNegative));
+      if (this.image) this.adoptImageSize();
     } catch (error) {
       this.warning = error.message;
       this.updateStatus();
