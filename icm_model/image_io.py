@@ -13,6 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .validation import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+EXIF_ORIENTATION = 0x0112
+SWAPPED_ORIENTATIONS = (5, 6, 7, 8)
+"""EXIF orientations that turn the stored picture by 90 degrees (:func:`ImageOps.exif_transpose` swaps its sides)."""
 
 
 def _open(source: Path | BinaryIO, what: str, name: str | None = None) -> Image.Image:
@@ -26,6 +29,36 @@ def _open(source: Path | BinaryIO, what: str, name: str | None = None) -> Image.
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise InputError(f"{what} {name!r} is not a readable image ({error})") from error
     return ImageOps.exif_transpose(image)
+
+
+def image_size(source: Path | BinaryIO, what: str = "image", name: str | None = None) -> tuple[int, int]:
+    """``(width, height)`` of an image as the loaders show it (EXIF orientation applied), from its header alone;
+    InputError naming it (``name``, default the path) when it is not a readable image."""
+    name = str(source) if name is None else name
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except FileNotFoundError as error:
+        raise InputError(f"{what} {name!r} does not exist") from error
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise InputError(f"{what} {name!r} is not a readable image ({error})") from error
+    return (height, width) if orientation in SWAPPED_ORIENTATIONS else (width, height)
+
+
+def check_companion_sizes(image: Path, companions: dict[str, Path | None], advice: str = "") -> None:
+    """Refuses (InputError naming the file) an alpha or trimap (``companions``: what -> file or None) whose size is
+    not its image's; ``advice`` is added after the sizes."""
+    width, height = image_size(image, "image")
+    for what, path in companions.items():
+        if path is None:
+            continue
+        other = image_size(path, what)
+        if other != (width, height):
+            raise InputError(
+                f"{what} {str(path)!r} is {other[0]}x{other[1]} but its image is {width}x{height}{advice}: "
+                f"the {what} must have its image's size"
+            )
 
 
 def load_image(source: str | Path | BinaryIO, what: str = "image", name: str | None = None) -> torch.Tensor:

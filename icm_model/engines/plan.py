@@ -10,16 +10,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
-
+from ..image_io import image_size
 from ..validation import InputError
 from .storage import Storage
 
 ALPHA_SUFFIX = ".png"
 RGBA_SUFFIX = "_rgba.png"
-EXIF_ORIENTATION = 0x0112
-SWAPPED_ORIENTATIONS = (5, 6, 7, 8)
-"""EXIF orientations that turn the stored picture by 90 degrees (:func:`ImageOps.exif_transpose` swaps its sides)."""
 
 
 @dataclass(frozen=True)
@@ -75,14 +71,9 @@ def outputs_of(storage: Storage, out: str, name: str, foreground: bool) -> list[
 
 
 def probe_size(location: str) -> tuple[int, int]:
-    """``(height, width)`` of an image as shown, from its header; ValueError naming it when it is not an image."""
-    try:
-        with Storage.for_location(location).open_read(location) as stream, Image.open(stream) as image:
-            width, height = image.size
-            if image.getexif().get(EXIF_ORIENTATION) in SWAPPED_ORIENTATIONS:
-                width, height = height, width
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InputError(f"target image {location!r} is not a readable image ({error})") from error
+    """``(height, width)`` of an image as shown, from its header; InputError naming it when it is not an image."""
+    with Storage.for_location(location).open_read(location) as stream:
+        width, height = image_size(stream, "target image", location)
     return height, width
 
 

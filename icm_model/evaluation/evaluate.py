@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..image_io import IMAGE_SUFFIXES, load_image, load_mask, save_alpha, thumbnail
+from ..image_io import IMAGE_SUFFIXES, check_companion_sizes, load_image, load_mask, save_alpha, thumbnail
 from ..pipeline import DEFAULT_ENSEMBLE, DEFAULT_TIMESTEP, InContextMatting, ReferenceContext
 from ..validation import InputError
 from .metrics import MattingMetrics, alpha_to_255, compute_metrics
@@ -46,7 +46,6 @@ PANEL_SIZE = (200, 160)
 METRIC_NAMES = ("sad", "mse", "grad", "conn")
 REGION_TRIMAP = "trimap unknown"
 REGION_WHOLE = "whole image"
-_EXIF_ORIENTATION = 0x0112
 _TRAILING_NUMBER = re.compile(r"[_-]?\d+$")
 _UNKNOWN_TOLERANCE = 0.5
 
@@ -149,14 +148,7 @@ def discover_dataset(root: str | Path) -> list[Sample]:
     for stem, image in sorted(images.items()):
         if stem not in alphas:
             raise InputError(f"image {str(image)!r} has no ground truth: add alpha/{stem}.png (any image suffix)")
-        size = _oriented_size(image, "image")
-        for what, path in (("alpha", alphas[stem]), ("trimap", trimaps.get(stem))):
-            if path is not None and _oriented_size(path, what) != size:
-                width, height = _oriented_size(path, what)
-                raise InputError(
-                    f"{what} {str(path)!r} is {width}x{height} but its image is {size[0]}x{size[1]} (width x height): "
-                    f"the {what} must have its image's size"
-                )
+        check_companion_sizes(image, {"alpha": alphas[stem], "trimap": trimaps.get(stem)}, " (width x height)")
         samples.append(Sample(stem, group_of(stem), image, alphas[stem], trimaps.get(stem)))
     return samples
 
@@ -170,17 +162,6 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
             raise InputError(f"{str(files[path.stem])!r} and {str(path)!r} share a stem: keep one of them")
         files[path.stem] = path
     return files
-
-
-def _oriented_size(path: Path, what: str) -> tuple[int, int]:
-    """(width, height) once the EXIF orientation is applied (as the image loaders do), from the file header."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"{what} {str(path)!r} is not a readable image ({error})") from error
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 # --- the plan ---------------------------------------------------------------------------------------------------

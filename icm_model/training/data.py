@@ -48,8 +48,8 @@ import scipy.ndimage as ndi
 import torch
 from PIL import Image
 
-from ..evaluation.evaluate import Sample, _oriented_size, discover_dataset
-from ..image_io import IMAGE_SUFFIXES, _open
+from ..evaluation.evaluate import Sample, discover_dataset
+from ..image_io import IMAGE_SUFFIXES, _open, check_companion_sizes
 from ..validation import InputError
 
 MATTING = "matting"
@@ -157,14 +157,7 @@ def _group_folder(folder: Path) -> list[Sample]:
     for stem, image in images.items():
         if stem not in alphas:
             raise InputError(f"image {str(image)!r} has no alpha: add {stem}{ALPHA_SUFFIX}.png beside it")
-        size = _oriented_size(image, "image")
-        for what, path in (("alpha", alphas[stem]), ("trimap", trimaps.get(stem))):
-            if path is not None and _oriented_size(path, what) != size:
-                width, height = _oriented_size(path, what)
-                raise InputError(
-                    f"{what} {str(path)!r} is {width}x{height} but its image is {size[0]}x{size[1]}: "
-                    f"the {what} must have its image's size"
-                )
+        check_companion_sizes(image, {"alpha": alphas[stem], "trimap": trimaps.get(stem)})
         samples.append(Sample(f"{folder.name}/{stem}", folder.name, image, alphas[stem], trimaps.get(stem)))
     return samples
 
