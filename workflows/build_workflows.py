@@ -322,6 +322,18 @@ def _sd_links(encode: int) -> list[tuple[int, str, int, str]]:
     ]
 
 
+def _matte_links(reference: int, target: int, similarity: int, head: int) -> list[tuple[int, str, int, str]]:
+    """In-Context Similarity on ``target``'s image against ``reference``, then Matting Head on its guidance (the model
+    from node 2, the Load IconMatting Model of every workflow)."""
+    return [
+        (reference, "reference", similarity, "reference"),
+        (target, "IMAGE", similarity, "target_image"),
+        (2, "iconmatting_model", head, "iconmatting_model"),
+        (similarity, "guidance", head, "guidance"),
+        (target, "IMAGE", head, "target_image"),
+    ]
+
+
 def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encode: int) -> tuple[list, list]:
     """LoadImage -> In-Context Similarity -> Matting Head -> SaveImage (RGBA), on one row below the reference."""
     load, similarity, head, save = first_id, first_id + 1, first_id + 2, first_id + 3
@@ -332,11 +344,7 @@ def _matte_branch(first_id: int, target_image: str, row: int, prefix: str, encod
         Node(save, "SaveImage", {"filename_prefix": prefix}, 5, row + 1),
     ]
     links = [
-        (encode, "reference", similarity, "reference"),
-        (load, "IMAGE", similarity, "target_image"),
-        (2, "iconmatting_model", head, "iconmatting_model"),
-        (similarity, "guidance", head, "guidance"),
-        (load, "IMAGE", head, "target_image"),
+        *_matte_links(encode, load, similarity, head),
         (head, "rgba", save, "images"),
     ]
     return nodes, links
@@ -499,21 +507,13 @@ def correction_rounds() -> Workflow:
     ]
     links = [
         *PROMPTED_REFERENCE_LINKS,
-        (5, "reference", 7, "reference"),
-        (6, "IMAGE", 7, "target_image"),
-        (2, "iconmatting_model", 8, "iconmatting_model"),
-        (7, "guidance", 8, "guidance"),
-        (6, "IMAGE", 8, "target_image"),
+        *_matte_links(5, 6, 7, 8),
         (8, "alpha", 9, "mask"),
         (9, "IMAGE", 10, "images"),
         (5, "reference", 11, "reference"),
         (6, "IMAGE", 11, "target_image"),
         (8, "alpha", 11, "previous_alpha"),
-        (11, "reference", 12, "reference"),
-        (6, "IMAGE", 12, "target_image"),
-        (2, "iconmatting_model", 13, "iconmatting_model"),
-        (12, "guidance", 13, "guidance"),
-        (6, "IMAGE", 13, "target_image"),
+        *_matte_links(11, 6, 12, 13),
         (13, "rgba", 14, "images"),
     ]
     return Workflow("correction_rounds", "Correcting a target: first run, one correction, the rerun", nodes, links)
@@ -561,22 +561,14 @@ def fine_tune_on_corrections() -> Workflow:
         (4, "MASK", 5, "reference_mask"),
         (6, "IMAGE", 8, "image1"),
         (7, "IMAGE", 8, "image2"),
-        (5, "reference", 9, "reference"),
-        (8, "IMAGE", 9, "target_image"),
-        (2, "iconmatting_model", 10, "iconmatting_model"),
-        (9, "guidance", 10, "guidance"),
-        (8, "IMAGE", 10, "target_image"),
+        *_matte_links(5, 8, 9, 10),
         (5, "reference", 11, "reference"),
         (8, "IMAGE", 11, "target_image"),
         (10, "alpha", 11, "previous_alpha"),
         (11, "reference", 12, "reference"),
         (8, "IMAGE", 12, "target_image"),
         (10, "alpha", 12, "previous_alpha"),
-        (12, "reference", 13, "reference"),
-        (8, "IMAGE", 13, "target_image"),
-        (2, "iconmatting_model", 14, "iconmatting_model"),
-        (13, "guidance", 14, "guidance"),
-        (8, "IMAGE", 14, "target_image"),
+        *_matte_links(12, 8, 13, 14),
         (5, "reference", 15, "reference"),
         (8, "IMAGE", 15, "target_image"),
         (14, "alpha", 15, "target_alpha"),
@@ -669,11 +661,7 @@ def composite_renders_over_background() -> Workflow:
         (4, "MASK", 5, "reference_mask"),
         (6, "IMAGE", 8, "image1"),
         (7, "IMAGE", 8, "image2"),
-        (5, "reference", 9, "reference"),
-        (8, "IMAGE", 9, "target_image"),
-        (2, "iconmatting_model", 10, "iconmatting_model"),
-        (9, "guidance", 10, "guidance"),
-        (8, "IMAGE", 10, "target_image"),
+        *_matte_links(5, 8, 9, 10),
         (10, "rgba", 12, "foreground"),
         (11, "IMAGE", 12, "background"),
         (12, "image", 13, "images"),
