@@ -237,10 +237,6 @@ def _saved(server, result: dict, node: str) -> list[np.ndarray]:
     return [np.asarray(Image.open(server.output_file(item))) for item in result["outputs"][node]["images"]]
 
 
-# 0.3.64 only: 0.33.0's default output cache (RAM pressure, ``--cache-ram``) keeps run A's outputs through run B, so
-# run C would come from the cache instead of running on the MODEL. On every version the in-process cancel test above
-# compares the MODEL's weights, model_options and patches before and after a cancelled pass.
-@pytest.mark.parametrize("comfy_version", COMFYUI_VERSIONS[:1], ids=str, indirect=True)
 def test_model_untouched_after_a_cancelled_run(server):
     """Cancel (POST /interrupt) in the middle of the pack's U-Net pass leaves the user's MODEL as it was.
 
@@ -248,9 +244,10 @@ def test_model_untouched_after_a_cancelled_run(server):
     exactly what it gave before it, both to the pack (alpha of Encode Reference Context -> In-Context Similarity ->
     Matting Head) and to a core KSampler (one step from an empty latent, decoded). Run A (fresh) and run C use the same
     settings; run B between them, the pack's nodes alone with another seed and a 16-sample ensemble so that it is still
-    in a U-Net pass when the interrupt arrives, is cancelled inside the pack's node. ComfyUI's cache then holds only
-    run B's outputs, so run C executes the pack's nodes and the KSampler again (checked: they are not in its
-    ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A changed weight or object patch, or a
+    in a U-Net pass when the interrupt arrives, is cancelled inside the pack's node. Run C reaches the reference image
+    and the KSampler's latent through a Repeat Image/Latent Batch of 1 (the same tensors under other cache keys: 0.33's
+    default output cache still holds run A's outputs), so it executes the pack's nodes and the KSampler again
+    (checked: they are not in its ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A changed weight or object patch, or a
     patch left in the MODEL's model_options that acts on a pass (the pack's attention capture fails outside its own
     run), changes one of these outputs or fails the run; a leaked patch that does nothing outside the pack's capture
     (its per-block progress tick) would not show here: the test doubles' test_nodes.py checks model_options exactly.
@@ -271,12 +268,18 @@ def test_model_untouched_after_a_cancelled_run(server):
                "inputs": {"filename_prefix": "iconmatting/cancel_sample", "images": ["33", 0]}},
     }  # fmt: skip
 
-    def variant(seed: int, ensemble: int, sample: bool) -> dict:
+    def variant(seed: int, ensemble: int, sample: bool, repeat: bool = False) -> dict:
         """The prompt with the pack's seed and ensemble size; with the KSampler chain or without (then the pack's
-        nodes are all there is to run, and the interrupt lands in them)."""
+        nodes are all there is to run, and the interrupt lands in them); ``repeat``: the reference image and the
+        latent through a batch repeat of 1."""
         changed = {key: node for key, node in json.loads(json.dumps(prompt)).items() if sample or int(key) < 30}
         for node in ("5", "11"):
             changed[node]["inputs"] |= {"seed": seed, "ensemble_size": ensemble}
+        if repeat:
+            changed["40"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["3", 0], "amount": 1}}
+            changed["41"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["31", 0], "amount": 1}}
+            changed["5"]["inputs"]["reference_image"] = ["40", 0]
+            changed["32"]["inputs"]["latent_image"] = ["41", 0]
         return changed
 
     server.clear_cache()
@@ -294,7 +297,7 @@ def test_model_untouched_after_a_cancelled_run(server):
     (where,) = _messages(interrupted, "execution_interrupted")
     assert where["node_type"] in ("EncodeReferenceContext", "InContextSimilarity"), where
 
-    after = server.run(variant(0, 1, sample=True))
+    after = server.run(variant(0, 1, sample=True, repeat=True))
     assert after["status"]["status_str"] == "success", json.dumps(after["status"])[:3000]
     (cached,) = _messages(after, "execution_cached")
     assert "1" in cached["nodes"] and not {"5", "11", "12", "32"} & set(cached["nodes"]), cached

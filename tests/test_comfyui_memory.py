@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from comfy_server import COMFYUI_VERSIONS, SD_CHECKPOINT, start_server, write_base
+from comfy_server import SD_CHECKPOINT, start_server, write_base
 
 API_WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows" / "api"
 PROBE = Path(__file__).resolve().with_name("comfy_probe")
@@ -45,10 +45,6 @@ def _write_lora(path: Path, checkpoint: Path, layers: list[str], seed: int) -> N
             tensors[f"{name}.lora_up.weight"] = torch.randn(out_features, 4, generator=generator) * 0.5
             tensors[f"{name}.alpha"] = torch.tensor(4.0)
     save_file(tensors, path)
-
-
-# ComfyUI 0.3.64 only, for now: these checks have not been run on 0.33.0 yet.
-pytestmark = pytest.mark.parametrize("comfy_version", COMFYUI_VERSIONS[:1], ids=str, indirect=True)
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         servers = ComfyServers(Path(scratch), Path(scratch) / "checkpoint")
         try:
-            server = servers.get(COMFYUI_VERSIONS[0], args.frontend)
+            server = servers.get(COMFYUI_VERSIONS[-1], args.frontend)
             outputs = {workflow.stem: run_outputs(server, workflow.stem) for workflow in workflows}
             with launch_browser() as browser:
                 for vue_nodes, suffix in ((False, ""), (True, "_nodes2")):
