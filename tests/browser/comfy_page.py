@@ -23,6 +23,12 @@ QUIET_SETTINGS = {
     "Comfy.Workflow.ShowMissingModelsWarning": False,
 }
 """Settings every page starts with, so that no first-visit dialog covers the graph."""
+NODE_JS = (
+    "((id) => String(id).split(':').reduce((node, part) => (node ? node.subgraph : window.app.graph)"
+    "?.getNodeById(Number(part)) ?? null, null))"
+)
+"""A JS function expression: the node of an execution id, at any depth (``7``, or ``"12:5"`` = node 5 inside subgraph
+node 12), from the root graph whichever graph the canvas shows; null if there is none."""
 
 
 def chromium_path() -> str:
@@ -101,25 +107,23 @@ class ComfyPage:
             ).items()
         }
 
-    def widget_values(self, node_id: int) -> dict:
-        """The widgets of one node: name -> value."""
+    def widget_values(self, node_id: int | str) -> dict:
+        """The widgets of one node (an execution id: ``7``, ``"12:5"``): name -> value."""
         return self.evaluate(
-            """(id) => Object.fromEntries((window.app.graph.getNodeById(id).widgets ?? [])
-                .map((w) => [w.name, w.value]))""",
-            node_id,
+            f"(id) => Object.fromEntries(({NODE_JS}(id).widgets ?? []).map((w) => [w.name, w.value]))", node_id
         )
 
-    def set_widget(self, node_id: int, name: str, value) -> None:
-        """Sets one widget's value (as the user would; its callback runs)."""
+    def set_widget(self, node_id: int | str, name: str, value) -> None:
+        """Sets one widget's value (as the user would; its callback runs); ``node_id`` as in :meth:`widget_values`."""
         self.evaluate(
-            """([id, name, value]) => {
-                const node = window.app.graph.getNodeById(id);
+            f"""([id, name, value]) => {{
+                const node = {NODE_JS}(id);
                 const widget = node.widgets.find((w) => w.name === name);
-                if (!widget) throw new Error(`node ${id} has no widget ${name}`);
+                if (!widget) throw new Error(`node ${{id}} has no widget ${{name}}`);
                 widget.value = value;
                 widget.callback?.(value, window.app.canvas, node);
                 node.setDirtyCanvas(true, true);
-            }""",
+            }}""",
             [node_id, name, value],
         )
 

@@ -13,8 +13,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
-from comfy_server import SD_CHECKPOINT
+from comfy_page import NODE_JS
+from comfy_server import COMFYUI_VERSIONS, SD_CHECKPOINT
 from PIL import Image, ImageDraw
 
 from icm_model.prompts.fingerprint import picture_fingerprint
@@ -105,13 +107,13 @@ def _build(comfy, body: str) -> int:
 # Image pixel -> client position, from the canvas's client rect and the letterbox rule (4 canvas pixels of padding),
 # independently of the editor's own geometry code.
 CLIENT_OF = """([id, x, y]) => {
-  const editor = window.app.graph.getNodeById(id).iconmattingEditor;
+  const editor = __NODE__(id).iconmattingEditor;
   const c = editor.canvas, r = c.getBoundingClientRect();
   const W = editor.image.naturalWidth, H = editor.image.naturalHeight, pad = 4;
   const s = Math.min((c.width - 2 * pad) / W, (c.height - 2 * pad) / H);
   return [r.left + ((c.width - W * s) / 2 + x * s) * r.width / c.width,
           r.top + ((c.height - H * s) / 2 + y * s) * r.height / c.height];
-}"""
+}""".replace("__NODE__", NODE_JS)
 
 
 def _scene(path: Path) -> None:
@@ -148,12 +150,12 @@ def _close(actual, expected) -> bool:
 
 def _editor_state(comfy, node_id: int) -> dict:
     return comfy.evaluate(
-        """(id) => { const n = window.app.graph.getNodeById(id), e = n.iconmattingEditor;
+        """(id) => { const n = __NODE__(id), e = n.iconmattingEditor;
             return {connected: e.element.isConnected, image: e.image && [e.image.naturalWidth, e.image.naturalHeight],
                     url: e.imageURL, roi: e.roi && [e.roi.cells.filter((c) => !c.extension).length,
                     e.roi.cells.filter((c) => c.extension).length], roi_size: e.roi && [e.roi.width, e.roi.height],
                     status: e.statusLine.textContent,
-                    stored: n.properties.iconmatting_image ?? null}; }""",
+                    stored: n.properties.iconmatting_image ?? null}; }""".replace("__NODE__", NODE_JS),
         node_id,
     )
 
@@ -190,8 +192,8 @@ def _pointer(comfy, node_id: int):
 
 def _wait_for_image(comfy, node_id: int) -> None:
     """Until the editor shows the image it wants to show (loaded)."""
-    shown = """(id) => { const e = window.app.graph.getNodeById(id)?.iconmattingEditor;
-        return e?.image?.src.endsWith(e.imageURL); }"""
+    shown = f"""(id) => {{ const e = {NODE_JS}(id)?.iconmattingEditor;
+        return e?.image?.src.endsWith(e.imageURL); }}"""
     comfy.page.wait_for_function(shown, arg=node_id, timeout=60_000)
 
 
@@ -321,3 +323,48 @@ def test_correction_editor(comfy):
     assert after["stored"]["type"] == "temp" and after["url"] != before["url"], after
     _wait_for_image(comfy, node_id)
     _screenshot(comfy, node_id, "correction_editor_roi")
+
+
+# Reference Prompt and Encode Reference Context selected and converted to a subgraph as the user does (Convert
+# Selection to Subgraph), then opened on the canvas: the execution ids of the inner editor and encoder.
+TO_SUBGRAPH = """async (id) => {
+  const graph = window.app.graph, canvas = window.app.canvas;
+  const editor = graph.getNodeById(id);
+  const encode = graph.nodes.find((n) => n.type === "EncodeReferenceContext");
+  canvas.deselectAll();
+  canvas.selectNodes([editor, encode]);
+  await window.app.extensionManager.command.execute("Comfy.Graph.ConvertToSubgraph");
+  const outer = graph.nodes.find((n) => n.subgraph);
+  if (!outer) throw new Error("no subgraph node after Convert Selection to Subgraph");
+  const inner = (type) => outer.subgraph.nodes.find((n) => n.type === type).id;
+  canvas.openSubgraph(outer.subgraph, outer);
+  return [`${outer.id}:${inner("IconMattingReferencePrompt")}`, `${outer.id}:${inner("EncodeReferenceContext")}`];
+}"""
+
+
+@pytest.mark.parametrize("comfy_version", [v for v in COMFYUI_VERSIONS if v.name != "0.3.64"], ids=str)
+def test_mark_editor_inside_a_subgraph(comfy):
+    """Inside a subgraph the editor shows the Load Image outside it (followed through the subgraph's input), takes
+    marks, and after a run shows the RoI tokens the inner Encode Reference Context reports (execution id "12:5")."""
+    root_id = _build(comfy, PROMPT_GRAPH)
+    editor, encode = comfy.evaluate(TO_SUBGRAPH, root_id)
+    comfy.page.wait_for_timeout(800)
+    comfy.page.wait_for_function(
+        f"(id) => {NODE_JS}(id)?.iconmattingEditor?.element.isConnected", arg=editor, timeout=60_000
+    )
+    _wait_for_image(comfy, editor)
+    state = _editor_state(comfy, editor)
+    assert state["image"] == [WIDTH, HEIGHT] and f"filename={IMAGE}" in state["url"], state
+
+    at, _ = _pointer(comfy, editor)
+    comfy.page.mouse.click(*at(150, 200))  # a positive point on the ball
+    marks = _marks(comfy, editor)
+    assert _close(marks["points"], [{"x": 150, "y": 200, "positive": True}]), marks
+
+    result = comfy.queue_and_wait()
+    assert result["status"]["status_str"] == "success", json.dumps(result["status"])[:3000]
+    assert "query tokens" in result["outputs"][encode]["text"][0], result["outputs"].keys()
+    comfy.page.wait_for_function(f"(id) => {NODE_JS}(id).iconmattingEditor.roi", arg=editor, timeout=60_000)
+    state = _editor_state(comfy, editor)
+    prompt_cells, extension_cells = state["roi"]
+    assert prompt_cells > 0 and extension_cells > 0 and "RoI tokens:" in state["status"], state

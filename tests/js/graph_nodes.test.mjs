@@ -45,3 +45,11 @@ test("an input fed by the subgraph's input node is followed out to the outer gra
   assert.equal(inputOrigin(app, deepest, 0), prompt); // two levels out: 3 <- 7's input 0 <- 5
   assert.equal(inputOrigin(app, { ...load, inputs: [] }, 0), null);
 });
+
+test("link ends given as strings (frontend 1.58 after Convert Selection to Subgraph) are followed out too", () => {
+  const converted = { id: 2, type: "IconMattingReferencePrompt", inputs: [{ link: 5 }] };
+  const inside = graph([converted], { 5: { origin_id: "-10", origin_slot: 0 } });
+  const subgraphNode = { id: 7, type: "subgraph", subgraph: inside, inputs: [{ link: 9 }] };
+  const top = graph([load, subgraphNode], { 9: { origin_id: 1, origin_slot: 0 } });
+  assert.equal(inputOrigin({ rootGraph: top, graph: inside }, converted, 0), load);
+});

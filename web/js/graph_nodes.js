@@ -46,7 +46,7 @@ export function inputOrigin(app, node, slot) {
   if (origin) return origin;
   const linkId = node.inputs?.[slot]?.link;
   const link = linkId == null ? null : (node.graph?.getLink?.(linkId) ?? node.graph?.links?.[linkId]);
-  if (link?.origin_id !== SUBGRAPH_INPUT_NODE) return null;
+  if (Number(link?.origin_id) !== SUBGRAPH_INPUT_NODE) return null; // a string after Convert to Subgraph (1.58)
   const outer = subgraphNodeOf(app, node.graph);
   return outer ? inputOrigin(app, outer, link.origin_slot) : null;
 }
