@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from comfy_server import COMFYUI_VERSIONS, ICM_CHECKPOINT, PACK_FOLDER, comfy_run, write_decoder
+from comfy_server import ICM_CHECKPOINT, PACK_FOLDER, comfy_run, write_decoder
 from PIL import Image
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
@@ -247,10 +247,11 @@ def test_model_untouched_after_a_cancelled_run(server):
     in a U-Net pass when the interrupt arrives, is cancelled inside the pack's node. Run C reaches the reference image
     and the KSampler's latent through a Repeat Image/Latent Batch of 1 (the same tensors under other cache keys: 0.33's
     default output cache still holds run A's outputs), so it executes the pack's nodes and the KSampler again
-    (checked: they are not in its ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A changed weight or object patch, or a
-    patch left in the MODEL's model_options that acts on a pass (the pack's attention capture fails outside its own
-    run), changes one of these outputs or fails the run; a leaked patch that does nothing outside the pack's capture
-    (its per-block progress tick) would not show here: the test doubles' test_nodes.py checks model_options exactly.
+    (checked: they are not in its ``execution_cached`` list) on the cached checkpoint (checked: the loader is). A
+    changed weight or object patch, or a patch left in the MODEL's model_options that acts on a pass (the pack's
+    attention capture fails outside its own run), changes one of these outputs or fails the run; a leaked patch that
+    does nothing outside the pack's capture (its per-block progress tick) would not show here: the test doubles'
+    test_nodes.py checks model_options exactly.
     """
     prompt = {
         key: node
