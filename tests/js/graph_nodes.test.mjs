@@ -46,10 +46,12 @@ test("an input fed by the subgraph's input node is followed out to the outer gra
   assert.equal(inputOrigin(app, { ...load, inputs: [] }, 0), null);
 });
 
-test("link ends given as strings (frontend 1.58 after Convert Selection to Subgraph) are followed out too", () => {
-  const converted = { id: 2, type: "IconMattingReferencePrompt", inputs: [{ link: 5 }] };
+test("string ids and link ends, subgraph nodes without getInputNode (frontend 1.58 after Convert to Subgraph)", () => {
+  const image = { id: "1", type: "LoadImage" };
+  const converted = { id: "2", type: "IconMattingReferencePrompt", inputs: [{ link: 5 }] };
   const inside = graph([converted], { 5: { origin_id: "-10", origin_slot: 0 } });
-  const subgraphNode = { id: 7, type: "subgraph", subgraph: inside, inputs: [{ link: 9 }] };
-  const top = graph([load, subgraphNode], { 9: { origin_id: 1, origin_slot: 0 } });
-  assert.equal(inputOrigin({ rootGraph: top, graph: inside }, converted, 0), load);
+  const subgraphNode = { id: "7", type: "subgraph", subgraph: inside, inputs: [{ link: 9 }] };
+  const top = graph([image, subgraphNode], { 9: { origin_id: "1", origin_slot: 0 } });
+  delete subgraphNode.getInputNode;
+  assert.equal(inputOrigin({ rootGraph: top, graph: inside }, converted, 0), image);
 });

@@ -39,14 +39,19 @@ function subgraphNodeOf(app, graph) {
 
 /**
  * The node feeding input `slot` of `node`: inside a subgraph, an input linked to the subgraph's input node is
- * followed out to what feeds that input of the subgraph node (at any depth); null if unlinked.
+ * followed out to what feeds that input of the subgraph node (at any depth); null if unlinked. Links are read from the
+ * graph (frontend 1.58 gives node and link ends as strings after Convert Selection to Subgraph, and its subgraph nodes
+ * answer no getInputNode); node.getInputNode only where the graph has no link table.
  */
 export function inputOrigin(app, node, slot) {
-  const origin = node.getInputNode?.(slot);
-  if (origin) return origin;
   const linkId = node.inputs?.[slot]?.link;
-  const link = linkId == null ? null : (node.graph?.getLink?.(linkId) ?? node.graph?.links?.[linkId]);
-  if (Number(link?.origin_id) !== SUBGRAPH_INPUT_NODE) return null; // a string after Convert to Subgraph (1.58)
-  const outer = subgraphNodeOf(app, node.graph);
-  return outer ? inputOrigin(app, outer, link.origin_slot) : null;
+  if (linkId == null) return null;
+  const graph = node.graph;
+  const link = graph?.getLink?.(linkId) ?? graph?.links?.get?.(linkId) ?? graph?.links?.[linkId];
+  if (!link) return node.getInputNode?.(slot) ?? null;
+  if (Number(link.origin_id) === SUBGRAPH_INPUT_NODE) {
+    const outer = subgraphNodeOf(app, graph);
+    return outer ? inputOrigin(app, outer, link.origin_slot) : null;
+  }
+  return graph.getNodeById?.(link.origin_id) ?? null;
 }
