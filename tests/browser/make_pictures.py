@@ -3,11 +3,12 @@
     python tests/browser/make_pictures.py [--frontend current] [NAME ...]
 
 For each example workflow (or the NAMEs given, e.g. ``fig1_one_reference_many_domains``): runs its API twin
-(workflows/api/, ``ensemble_size`` 1) on the small random models, loads the graph, shows that run's outputs (image
-previews, the nodes' run reports) and fits the view, with Nodes 2.0 off and on. It writes ``docs/images/<name>.png``
+(workflows/api/, ``ensemble_size`` 1) in the newest ComfyUI of the tests (0.33.0) on the small random models and the
+example photos, loads the graph, shows that run's outputs (image previews, the nodes' run reports) and fits the view,
+with Nodes 2.0 off and on. It writes ``docs/images/<name>.png``
 and ``docs/images/<name>_nodes2.png`` (the README's pictures) and ``example_workflows/<name>.jpg`` (the thumbnail
 ComfyUI's template browser shows beside the template, from the first picture). Needs the environment the browser tests
-need (COMFYUI_PATH, COMFYUI_PYTHON, ICM_FRONTEND_CURRENT for "current", chromium; see tests/browser/README.md).
+need (COMFYUI_033_PATH, COMFYUI_PYTHON, ICM_FRONTEND_CURRENT for "current", chromium; see tests/browser/README.md).
 """
 
 from __future__ import annotations
