@@ -71,6 +71,6 @@ def test_two_gloo_processes_equal_one_process_with_both_items(setup, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
                "icm_model", *_args(setup, tmp_path / "two")]  # fmt: skip
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     _same_run(tmp_path / "one", tmp_path / "two", 1e-5)

@@ -27,7 +27,7 @@ from .data import (
     collect_items,
     single_image_groups,
 )
-from .distributed import start, stop
+from .distributed import barrier, start, stop
 from .recipe import RECIPES, recipe_by_name
 from .trainer import BATCHNORM_MODES, Trainer, TrainingSettings
 
@@ -152,6 +152,7 @@ def run_training(args: argparse.Namespace, device: torch.device, unet_dtype: tor
         previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             report = trainer.run(requested)
+            barrier(processes)  # before stop(): see there
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)

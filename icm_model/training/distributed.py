@@ -49,6 +49,11 @@ def start(device: torch.device) -> Processes:
 
 
 def stop() -> None:
+    """Leaves the process group. After a run that ended normally, call :func:`barrier` first: gloo's worker thread
+    frees each finished collective's tensors, which needs the GIL when Python once held them, and the process group's
+    destructor joins that thread while holding the GIL, so a collective still being freed then deadlocks the process
+    (seen: rank 1 hung at exit after the last step's loss reduction). Waiting in a barrier (without the GIL) lets the
+    thread finish freeing every earlier collective."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
