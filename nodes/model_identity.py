@@ -8,7 +8,7 @@ strengths, the patch tensors), object patches and model options (the patches oth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from weakref import WeakKeyDictionary
 
 import torch
@@ -18,7 +18,8 @@ from ..icm_model.fingerprint import content_fingerprint, weights_fingerprint
 PATCH_ATTRIBUTES = ("patches", "object_patches", "weight_wrapper_patches", "model_options")
 """What a ModelPatcher adds to its base model's weights (absent ones count as None)."""
 _weights: WeakKeyDictionary[torch.nn.Module, str] = WeakKeyDictionary()
-"""Base model -> fingerprint of its weights as loaded; computed once per base model, never keeping it alive."""
+"""Base model (or VAE model) -> fingerprint of its weights as loaded; computed once per model, never keeping it
+alive."""
 
 
 def original_weights(model) -> Iterator[tuple[str, torch.Tensor]]:
@@ -33,10 +34,21 @@ def original_weights(model) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, tensor
 
 
+def _weights_once(module: torch.nn.Module, named_tensors: Callable[[], Iterable[tuple[str, torch.Tensor]]]) -> str:
+    """The fingerprint of ``named_tensors()``, the weights of ``module``, computed once per module."""
+    if module not in _weights:
+        _weights[module] = weights_fingerprint(named_tensors())
+    return _weights[module]
+
+
 def model_identity(model) -> str:
     """``weights:patches``, two fingerprints of a ModelPatcher (see the module docstring)."""
-    base = model.model
-    if base not in _weights:
-        _weights[base] = weights_fingerprint(original_weights(model))
+    weights = _weights_once(model.model, lambda: original_weights(model))
     patches = content_fingerprint([getattr(model, name, None) for name in PATCH_ATTRIBUTES])
-    return f"{_weights[base]}:{patches}"
+    return f"{weights}:{patches}"
+
+
+def vae_identity(vae) -> str:
+    """The fingerprint of a ComfyUI VAE's weights (computed once per VAE model)."""
+    first_stage = vae.first_stage_model
+    return _weights_once(first_stage, lambda: first_stage.state_dict().items())

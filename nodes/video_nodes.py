@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import comfy.model_management
 import torch
 
-from ..icm_model.fingerprint import weights_fingerprint
 from ..icm_model.pipeline import ReferenceContext, target_steps
 from ..icm_model.video.reference import reference_indices
 from ..icm_model.video.stream import stream_mattes
@@ -16,6 +15,7 @@ from ..icm_model.video.temporal import DEFAULT_STRENGTH, MAX_STRENGTH, TemporalS
 from .comfy_backbone import ComfyBackbone
 from .common import ALPHA_CONVENTION, CATEGORY, NodeProgress, as_mask_batch, channels_first, prompt_embedding
 from .matting_nodes import alpha_for_chunk, guidance_for_chunk
+from .model_identity import vae_identity
 from .reference_nodes import (
     ENSEMBLE_INPUT,
     ICON_MATTING_MODEL_INPUT,
@@ -260,7 +260,7 @@ class VideoInContextMatte:
         (and the MODEL's patches), the empty-prompt embedding, the mask, the reference image and the settings."""
         return (
             iconmatting_model.fingerprint, backbone.identity,
-            weights_fingerprint(backbone.vae.first_stage_model.state_dict().items()),
+            vae_identity(backbone.vae),
             fingerprint(backbone.conditioning), fingerprint(reference_mask),
             *(fingerprint(v) if isinstance(v, torch.Tensor) else v for v in values),
         )  # fmt: skip

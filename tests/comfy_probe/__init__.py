@@ -98,21 +98,23 @@ class ICMTestLiveModels:
         return {"ui": {"text": [json.dumps(report)]}}
 
 
-class ICMTestDeviceBudget:
+class _ModelProbe:
+    """A probe node that takes a MODEL, changes how ComfyUI runs it, and passes it on (run every time)."""
+
     CATEGORY = "icm_test"
     IS_CHANGED = _always
     RETURN_TYPES = ("MODEL",)
     FUNCTION = "apply"
+    SETTINGS: dict = {}
+    """Its inputs besides ``model``."""
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
-        return {
-            "required": {
-                "model": ("MODEL",),
-                "oom_above": ("INT", {"default": 0, "min": 0}),
-                "free_memory_mb": ("INT", {"default": 0, "min": 0}),
-            }
-        }
+        return {"required": {"model": ("MODEL",), **cls.SETTINGS}}
+
+
+class ICMTestDeviceBudget(_ModelProbe):
+    SETTINGS = {"oom_above": ("INT", {"default": 0, "min": 0}), "free_memory_mb": ("INT", {"default": 0, "min": 0})}
 
     def apply(self, model, oom_above, free_memory_mb):
         _log["calls"].clear()
@@ -131,15 +133,8 @@ class ICMTestDeviceBudget:
         return (clone,)
 
 
-class ICMTestVramMode:
-    CATEGORY = "icm_test"
-    IS_CHANGED = _always
-    RETURN_TYPES = ("MODEL",)
-    FUNCTION = "apply"
-
-    @classmethod
-    def INPUT_TYPES(cls):  # noqa: N802 (ComfyUI's name)
-        return {"required": {"model": ("MODEL",), "mode": (["lowvram", "novram"],)}}
+class ICMTestVramMode(_ModelProbe):
+    SETTINGS = {"mode": (["lowvram", "novram"],)}
 
     def apply(self, model, mode):
         _log["loads"].clear()
