@@ -2,7 +2,8 @@
 // holds its inner nodes in node.subgraph; ComfyUI names an inner node in its messages by its execution id: the ids of
 // the subgraph nodes on the way and its own, joined by ":" ("12:5" = node 5 inside subgraph node 12). Frontends
 // without subgraphs (no app.rootGraph, no node.subgraph) see only plain ids. Only graph and node APIs the extension
-// API hands out are used (app.rootGraph / app.graph, graph.getNodeById, graph.nodes, node.subgraph, node.getInputNode).
+// API hands out are used (app.rootGraph / app.graph, graph.getNodeById, graph.nodes, graph.getLink / graph.links,
+// node.inputs, node.subgraph, node.getInputNode).
 
 const SUBGRAPH_INPUT_NODE = -10; // the id a subgraph's input node has in the links inside it
 
